@@ -1,0 +1,39 @@
+"""ViTPose baseline, tiny: Hulk's image tokenizer + a narrow ViT encoder + mmpose's HeatmapHead, on SynthHuman.
+
+Small enough to learn on a 2-core CPU in minutes (4 blocks of width 96, 128x96 crops -> 8x6 tokens); it is the
+smoke job of `make quickstart` until the Hulk model lands, and the model the stack tests train, resume and
+evaluate on 1 and 2 ranks.
+"""
+_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/synthhuman_pose.py']
+
+embed_dim = 96
+model = dict(
+    _scope_='mmpose',
+    type='TopdownPoseEstimator',
+    # pixels are normalised by the image tokenizer, as in Hulk
+    data_preprocessor=dict(type='PoseDataPreprocessor', bgr_to_rgb=True),
+    backbone=dict(
+        type='hulk_mm.HulkViT',
+        tokenizer=dict(img_size=(128, 96), embed_dim=embed_dim),
+        encoder=dict(depth=4, num_heads=4, drop_path_rate=0.1)),
+    head=dict(
+        type='HeatmapHead',
+        in_channels=embed_dim,
+        out_channels=17,
+        deconv_out_channels=(64, 64),
+        deconv_kernel_sizes=(4, 4),
+        loss=dict(type='KeypointMSELoss', use_target_weight=True),
+        decoder={{_base_.codec}}),
+    test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))
+
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=1500, val_interval=500)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+                     clip_grad=dict(max_norm=1.0))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=100, start_factor=0.01, by_epoch=False),
+    dict(type='CosineAnnealingLR', begin=100, end=1500, T_max=1400, eta_min=1e-5, by_epoch=False),
+]
+default_hooks = dict(checkpoint=dict(interval=500), logger=dict(interval=50))

@@ -1,0 +1,1 @@
+"""Datasets upstream lacks, the SynthHuman generator (``synthetic``) and multi-task loading."""

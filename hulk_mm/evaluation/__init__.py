@@ -1,0 +1,1 @@
+"""Metrics upstream lacks (attribute mA, caption BLEU-4, mesh errors)."""

@@ -1,0 +1,6 @@
+"""Hulk's model parts: tokenizers, shared encoder, and their use as OpenMMLab backbones."""
+from .backbone import HulkViT
+from .encoder import ViTEncoder
+from .tokenizers import ImageTokenizer
+
+__all__ = ['HulkViT', 'ImageTokenizer', 'ViTEncoder']

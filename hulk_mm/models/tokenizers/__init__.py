@@ -1,0 +1,3 @@
+from .image import ImageTokenizer
+
+__all__ = ['ImageTokenizer']

@@ -1,0 +1,1 @@
+"""Visualisation of Hulk outputs."""
