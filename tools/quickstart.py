@@ -39,8 +39,8 @@ def ensure_synthhuman(root: str, num_train: int, num_val: int, seed: int, tasks:
     if osp.isfile(manifest_file):
         with open(manifest_file) as f:
             manifest = json.load(f)
-        if (manifest.get('generator_version') == GENERATOR_VERSION and manifest.get('seed') == seed
-                and manifest.get('num_train') == num_train and manifest.get('num_val') == num_val
+        if (manifest.get('version') == GENERATOR_VERSION and manifest.get('seed') == seed
+                and manifest.get('counts') == dict(train=num_train, val=num_val)
                 and set(tasks) <= set(manifest.get('tasks', []))):
             print(f'[quickstart] SynthHuman in {root} matches (seed {seed}, {num_train}/{num_val}): reused')
             return manifest

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hulk_mm.datasets.synthetic import COCO_KEYPOINTS, generate, generate_scene, scene_rng
+from hulk_mm.datasets.synthetic import COCO_KEYPOINTS, TASKS, generate, generate_scene, scene_rng
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NUM_TRAIN, NUM_VAL, SEED = 12, 8, 0
@@ -49,7 +49,7 @@ def test_manifest_and_tree(synth):
     root, manifest = synth
     assert manifest == _load_json(root, 'manifest.json')
     assert manifest['seed'] == SEED and manifest['counts'] == {'train': NUM_TRAIN, 'val': NUM_VAL}
-    assert manifest['tasks'] == ['pose', 'detection', 'parsing']
+    assert manifest['tasks'] == list(TASKS)
     for name in ANNOTATION_FILES:
         assert osp.isfile(osp.join(root, name)), name
     for split, n in (('train', NUM_TRAIN), ('val', NUM_VAL)):
@@ -85,11 +85,9 @@ def test_scene_independent_of_split_size(tmp_path):
     assert _odgt(small, 'val') == _odgt(large, 'val')[:1]
 
 
-def test_unknown_and_unimplemented_tasks(tmp_path):
+def test_unknown_tasks(tmp_path):
     with pytest.raises(ValueError, match="'posture'.*valid names: pose, detection"):
         generate(str(tmp_path), 1, 1, SEED, tasks=['pose', 'posture'])
-    with pytest.raises(NotImplementedError, match="'mesh' not implemented"):
-        generate(str(tmp_path), 1, 1, SEED, tasks=['mesh'])
 
 
 def test_cli(tmp_path):

@@ -6,12 +6,12 @@ records) -> ``writers`` (COCO/AIC, CrowdHuman, LIP/CIHP files) -> ``generator.ge
 """
 from .body import (COCO_KEYPOINTS, POINT_NAMES, POSE_LIMITS, POSE_NAMES, Camera, forward_kinematics, project,
                    sample_pose, sample_shape)
-from .generator import GENERATOR_VERSION, IMPLEMENTED_TASKS, TASKS, generate, resolve_tasks, scene_rng
+from .generator import GENERATOR_VERSION, TASKS, generate, resolve_tasks, scene_rng
 from .render import LIP_CLASSES
 from .scene import Person, Scene, SceneConfig, generate_scene
 
 __all__ = [
     'COCO_KEYPOINTS', 'POINT_NAMES', 'POSE_LIMITS', 'POSE_NAMES', 'Camera', 'forward_kinematics', 'project',
-    'sample_pose', 'sample_shape', 'GENERATOR_VERSION', 'IMPLEMENTED_TASKS', 'TASKS', 'generate', 'resolve_tasks',
+    'sample_pose', 'sample_shape', 'GENERATOR_VERSION', 'TASKS', 'generate', 'resolve_tasks',
     'scene_rng', 'LIP_CLASSES', 'Person', 'Scene', 'SceneConfig', 'generate_scene'
 ]

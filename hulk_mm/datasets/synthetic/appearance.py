@@ -14,6 +14,7 @@ PALETTE = {
 COLOR_NAMES = tuple(PALETTE)
 SKIN_TONES = ((255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36), (96, 60, 32))
 HAIR_COLORS = ((28, 24, 22), (74, 48, 30), (128, 88, 50), (200, 168, 98), (160, 160, 160))
+HAIR_COLOR_NAMES = ('black', 'dark brown', 'brown', 'blond', 'gray')  # names of HAIR_COLORS, same order
 SHOE_COLORS = ('black', 'white', 'brown', 'gray')
 BAG_TYPES = ('backpack', 'handbag')
 

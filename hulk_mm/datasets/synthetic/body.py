@@ -23,6 +23,9 @@ COCO_KEYPOINTS = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'lef
 HELPER_POINTS = ('neck', 'pelvis', 'head_center', 'head_top', 'left_hand', 'right_hand', 'left_toe', 'right_toe')
 POINT_NAMES = COCO_KEYPOINTS + HELPER_POINTS
 POINT_INDEX = {name: i for i, name in enumerate(POINT_NAMES)}
+# Rigid segments of the kinematic chain (``segment_frames``); hands move with the forearms, feet with the shanks.
+SEGMENTS = ('pelvis', 'torso', 'head', 'left_upper_arm', 'left_forearm', 'right_upper_arm', 'right_forearm',
+            'left_thigh', 'left_shank', 'right_thigh', 'right_shank')
 
 # Pose vector layout (radians) and natural limits. Signs: positive lean/flexion moves the limb forward, positive
 # abduction moves it away from the body, positive knee/elbow flexion bends the joint the natural way.
@@ -86,9 +89,22 @@ def sample_shape(rng):
     height = rng.uniform(1.50, 1.95)
     build = BUILDS[rng.choice(3, p=(0.3, 0.45, 0.25))]
     girth = _BUILD_GIRTH[build] * rng.uniform(0.93, 1.07)
+    return _shape(height, build, girth, rng.uniform)
+
+
+def mean_shape(height=1.72):
+    """The body shape of ``sample_shape`` with every per-segment variation at its centre: ``average`` build,
+    the given standing height (metres), left and right sides equal. Deterministic (no random draws); it is the
+    canonical shape of the body mesh template (``mesh_model``)."""
+    return _shape(height, 'average', _BUILD_GIRTH['average'], lambda lo, hi: 0.5 * (lo + hi))
+
+
+def _shape(height, build, girth, uniform):
+    """Shape dict of ``sample_shape`` from its height, build and girth; ``uniform(lo, hi)`` draws each segment's
+    variation factor (called in a fixed order, so a generator's stream is consumed exactly as before)."""
 
     def length(fraction, spread=0.05):
-        return float(fraction * height * rng.uniform(1 - spread, 1 + spread))
+        return float(fraction * height * uniform(1 - spread, 1 + spread))
 
     def radius(fraction):
         return float(fraction * height * girth)
@@ -96,9 +112,9 @@ def sample_shape(rng):
     return dict(
         height=float(height), build=build, girth=float(girth),
         torso=length(0.29), neck=length(0.045, 0.15), head_radius=length(0.062, 0.06),
-        shoulder_half_width=float(0.112 * height * rng.uniform(0.92, 1.08) * (0.85 + 0.15 * girth)),
+        shoulder_half_width=float(0.112 * height * uniform(0.92, 1.08) * (0.85 + 0.15 * girth)),
         shoulder_drop=length(0.02, 0.3),
-        hip_half_width=float(0.056 * height * rng.uniform(0.9, 1.1) * (0.8 + 0.2 * girth)),
+        hip_half_width=float(0.056 * height * uniform(0.9, 1.1) * (0.8 + 0.2 * girth)),
         upper_arm=length(0.172), forearm=length(0.146), hand=length(0.058, 0.1),
         thigh=length(0.245), shank=length(0.246), foot=length(0.13, 0.08),
         torso_radius=radius(0.058), chest_radius=radius(0.048), pelvis_radius=radius(0.052),
@@ -137,27 +153,40 @@ def sample_pose(rng):
     return np.clip(pose, lo, hi)
 
 
+def _vector(entries, batched):
+    """(..., n) from n scalars, or from scalars and arrays of one batch shape when ``batched``."""
+    return np.stack(np.broadcast_arrays(*entries), axis=-1) if batched else np.array(entries, dtype=np.float64)
+
+
+def _matrix(rows, batched):
+    """(..., 3, 3) from 3 rows of 3 entries (scalars, or arrays of one batch shape when ``batched``). The plain
+    construction for a single pose is the fast path (kinematics are called per person and per frame)."""
+    if not batched:
+        return np.array(rows, dtype=np.float64)
+    return np.stack(np.broadcast_arrays(*[_vector(row, True) for row in rows]), axis=-2)
+
+
 def _rot_x(a):
     c, s = np.cos(a), np.sin(a)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    return _matrix([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]], np.ndim(a) > 0)
 
 
 def _rot_y(a):
     c, s = np.cos(a), np.sin(a)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return _matrix([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], np.ndim(a) > 0)
 
 
 def _rot_z(a):
     c, s = np.cos(a), np.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return _matrix([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], np.ndim(a) > 0)
 
 
 def _local_to_level(yaw):
-    """(3, 3) matrix whose columns are the body's left, up and forward axes in the level frame."""
+    """(..., 3, 3) matrix whose columns are the body's left, up and forward axes in the level frame."""
     up = np.array([0.0, -1.0, 0.0])
-    forward = np.array([np.sin(yaw), 0.0, -np.cos(yaw)])
+    forward = _vector([np.sin(yaw), 0.0, -np.cos(yaw)], np.ndim(yaw) > 0)
     left = np.cross(up, forward)
-    return np.stack([left, up, forward], axis=1)
+    return np.stack(np.broadcast_arrays(left, up, forward), axis=-1)
 
 
 def forward_kinematics(shape, pose, root_xyz, yaw):
@@ -168,8 +197,38 @@ def forward_kinematics(shape, pose, root_xyz, yaw):
         pose: (len(POSE_NAMES),) joint angles in radians (``sample_pose``).
         root_xyz: (3,) pelvis position in the level frame.
         yaw: global heading in radians (any angle; 0 = facing the camera).
+
+    Batched: ``pose`` (..., D) with ``yaw`` (...) or scalar and ``root_xyz`` (..., 3) or (3,) give
+    (..., len(POINT_NAMES), 3), e.g. all frames of an animation at once.
     """
-    p = dict(zip(POSE_NAMES, np.asarray(pose, dtype=np.float64)))
+    pts, _ = _kinematics(shape, pose, yaw)
+    return np.stack([pts[name] for name in POINT_NAMES], axis=-2) + np.asarray(root_xyz, dtype=np.float64)[..., None, :]
+
+
+def segment_frames(shape, pose, root_xyz, yaw):
+    """Rigid frames of the body segments (``SEGMENTS``), the same kinematic chain as ``forward_kinematics``.
+
+    Every point of ``POINT_NAMES`` is fixed in one segment's frame (e.g. the toe in the shank's, the hip in the
+    pelvis's), so a surface attached to a segment follows the points exactly.
+
+    Returns (batched like ``forward_kinematics``: leading dimensions of ``pose`` first):
+        origins: (len(SEGMENTS), 3) segment origins in the frame of ``root_xyz`` (metres): the pelvis for
+            ``pelvis`` and ``torso``, the neck for ``head``, the shoulder, elbow, hip or knee for the limbs.
+        rotations: (len(SEGMENTS), 3, 3) columns = the segment's left, up and forward axes (body-local ``x``,
+            ``y``, ``z`` carried along the chain) in the level frame.
+    """
+    _, frames = _kinematics(shape, pose, yaw)
+    origins = np.stack([frames[name][0] for name in SEGMENTS], axis=-2)
+    return origins + np.asarray(root_xyz, dtype=np.float64)[..., None, :], np.stack(
+        [frames[name][1] for name in SEGMENTS], axis=-3)
+
+
+def _kinematics(shape, pose, yaw):
+    """Named points (dict of (..., 3), pelvis at the origin) and segment frames (dict name -> (origin,
+    rotation)) of a pose (..., D). Every operation broadcasts over the leading (batch) dimensions."""
+    pose = np.asarray(pose, dtype=np.float64)
+    yaw = np.broadcast_to(np.asarray(yaw, dtype=np.float64), pose.shape[:-1])
+    p = dict(zip(POSE_NAMES, np.moveaxis(pose, -1, 0)))
     s = shape
     down = np.array([0.0, -1.0, 0.0])
     pts = {}
@@ -178,8 +237,9 @@ def forward_kinematics(shape, pose, root_xyz, yaw):
     torso_rot = pelvis_rot @ _rot_y(p['torso_twist']) @ _rot_x(p['torso_lean']) @ _rot_z(p['torso_side'])
     head_rot = torso_rot @ _rot_y(p['head_yaw']) @ _rot_x(p['head_pitch']) @ _rot_z(p['head_roll'])
 
-    pts['pelvis'] = np.zeros(3)
+    pts['pelvis'] = np.zeros(yaw.shape + (3,))
     pts['neck'] = torso_rot @ np.array([0.0, s['torso'], 0.0])
+    frames = dict(pelvis=(pts['pelvis'], pelvis_rot), torso=(pts['pelvis'], torso_rot), head=(pts['neck'], head_rot))
     r = s['head_radius']
     head_center = pts['neck'] + head_rot @ np.array([0.0, s['neck'] + 0.8 * r, 0.1 * r])
     pts['head_center'] = head_center
@@ -209,15 +269,21 @@ def forward_kinematics(shape, pose, root_xyz, yaw):
         # The foot stays roughly perpendicular to the shank, pointing forward and a little down.
         foot_dir = shank_rot @ np.array([0.0, -0.3, 1.0])
         pts[f'{side}_hip'], pts[f'{side}_knee'], pts[f'{side}_ankle'] = hip, knee, ankle
-        pts[f'{side}_toe'] = ankle + s['foot'] * foot_dir / np.linalg.norm(foot_dir)
+        # (A single pose keeps np.linalg.norm's 1-D summation, so its points stay bit-identical.)
+        norm = np.linalg.norm(foot_dir) if foot_dir.ndim == 1 else np.linalg.norm(foot_dir, axis=-1, keepdims=True)
+        pts[f'{side}_toe'] = ankle + s['foot'] * foot_dir / norm
+        frames.update({f'{side}_upper_arm': (shoulder, upper_rot), f'{side}_forearm': (elbow, fore_rot),
+                       f'{side}_thigh': (hip, thigh_rot), f'{side}_shank': (knee, shank_rot)})
 
-    return np.stack([pts[name] for name in POINT_NAMES]) + np.asarray(root_xyz, dtype=np.float64)
+    return pts, frames
 
 
 def ground_clearance(shape, points):
     """Distance (metres, along level ``+Y`` = down) from the lowest foot surface of ``points`` (level frame) to
-    the pelvis; placing the pelvis at ``ground_y - ground_clearance`` stands the person on the ground."""
-    feet = points[[POINT_INDEX['left_ankle'], POINT_INDEX['right_ankle'],
-                   POINT_INDEX['left_toe'], POINT_INDEX['right_toe']], 1]
+    the pelvis; placing the pelvis at ``ground_y - ground_clearance`` stands the person on the ground.
+    Batched ``points`` (..., P, 3) give an array (...) instead of a float."""
+    feet = points[..., [POINT_INDEX['left_ankle'], POINT_INDEX['right_ankle'],
+                        POINT_INDEX['left_toe'], POINT_INDEX['right_toe']], 1]
     radii = np.array([shape['ankle_radius'], shape['ankle_radius'], shape['foot_radius'], shape['foot_radius']])
-    return float(np.max(feet + radii) - points[POINT_INDEX['pelvis'], 1])
+    clearance = np.max(feet + radii, axis=-1) - points[..., POINT_INDEX['pelvis'], 1]
+    return float(clearance) if clearance.ndim == 0 else clearance

@@ -19,22 +19,19 @@ from .writers import SPLIT_IDS, WRITERS, encode_jpeg, image_name
 
 GENERATOR_VERSION = 'synthhuman-0.1'
 TASKS = ('pose', 'detection', 'parsing', 'attribute', 'caption', 'skeleton_action', 'mesh')
-IMPLEMENTED_TASKS = tuple(t for t in TASKS if t in WRITERS)
+if set(TASKS) != set(WRITERS):  # every canonical task has exactly one writer
+    raise ImportError(f'SynthHuman writers {sorted(WRITERS)} do not match the tasks {TASKS}')
 
 
 def resolve_tasks(tasks=None):
-    """Validate task names; ``None`` means every implemented task. Returns them in canonical order."""
+    """Validate task names; ``None`` means every task. Returns them in canonical order."""
     if tasks is None:
-        return IMPLEMENTED_TASKS
+        return TASKS
     tasks = list(tasks)
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f'unknown SynthHuman task(s) {", ".join(map(repr, unknown))}; '
                          f'valid names: {", ".join(TASKS)}')
-    missing = [t for t in tasks if t not in WRITERS]
-    if missing:
-        raise NotImplementedError(f'SynthHuman task(s) {", ".join(map(repr, missing))} not implemented yet '
-                                  f'(implemented: {", ".join(IMPLEMENTED_TASKS)})')
     return tuple(t for t in TASKS if t in tasks)
 
 
@@ -70,8 +67,7 @@ def generate(out_dir, num_train, num_val, seed, tasks=None, workers=1, scene_cfg
             replaced, anything else in it is left alone.
         num_train, num_val: number of scenes per split.
         seed: int seed; the same seed, counts, tasks and config give byte-identical annotation files.
-        tasks: iterable of task names (``TASKS``); None = all implemented ones. Unknown names raise
-            ``ValueError``, known but unimplemented ones ``NotImplementedError``.
+        tasks: iterable of task names (``TASKS``); None = all of them. Unknown names raise ``ValueError``.
         workers: processes rendering scenes (1 = in this process).
         scene_cfg: ``SceneConfig`` (image size, people per scene, camera ranges).
         progress: show a tqdm progress bar.
