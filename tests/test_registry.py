@@ -37,7 +37,7 @@ def test_hulk_backbone_inside_an_mmpose_model():
     model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == 'HulkViT'
     feats = model.extract_feat(torch.zeros(2, 3, 128, 96))
-    assert feats[0].shape == (2, 96, 8, 6)
+    assert feats[0].shape == (2, 128, 16, 12)
     assert DefaultScope.get_current_instance().scope_name == 'hulk_mm'
 
 

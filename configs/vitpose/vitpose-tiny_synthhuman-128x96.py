@@ -1,12 +1,13 @@
 """ViTPose baseline, tiny: Hulk's image tokenizer + a narrow ViT encoder + mmpose's HeatmapHead, on SynthHuman.
 
-Small enough to learn on a 2-core CPU in minutes (4 blocks of width 96, 128x96 crops -> 8x6 tokens); it is the
-smoke job of `make quickstart` until the Hulk model lands, and the model the stack tests train, resume and
-evaluate on 1 and 2 ranks.
+Small enough to train on a 2-core CPU in minutes: 4 blocks of width 128; 128x96 crops cut into 8x8 patches, so
+the token grid is ViTPose's 16x12; one deconvolution up to 32x24 heatmaps. It is the smoke job of
+`make quickstart` until the Hulk model lands, and the model the stack tests train, resume and evaluate on 1 and
+2 ranks.
 """
 _base_ = ['../_base_/default_runtime.py', '../_base_/datasets/synthhuman_pose.py']
 
-embed_dim = 96
+embed_dim = 128
 model = dict(
     _scope_='mmpose',
     type='TopdownPoseEstimator',
@@ -14,14 +15,14 @@ model = dict(
     data_preprocessor=dict(type='PoseDataPreprocessor', bgr_to_rgb=True),
     backbone=dict(
         type='hulk_mm.HulkViT',
-        tokenizer=dict(img_size=(128, 96), embed_dim=embed_dim),
+        tokenizer=dict(img_size=(128, 96), patch_size=8, embed_dim=embed_dim),
         encoder=dict(depth=4, num_heads=4, drop_path_rate=0.1)),
     head=dict(
         type='HeatmapHead',
         in_channels=embed_dim,
         out_channels=17,
-        deconv_out_channels=(64, 64),
-        deconv_kernel_sizes=(4, 4),
+        deconv_out_channels=(64, ),
+        deconv_kernel_sizes=(4, ),
         loss=dict(type='KeypointMSELoss', use_target_weight=True),
         decoder={{_base_.codec}}),
     test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))

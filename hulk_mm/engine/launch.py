@@ -19,7 +19,11 @@ from mmengine.runner import Runner
 LAUNCHERS = ['none', 'pytorch', 'slurm', 'mpi']
 
 
-def _common_args(parser: argparse.ArgumentParser) -> None:
+def _common_args(parser: argparse.ArgumentParser, samples: str) -> None:
+    parser.add_argument('--show-dir', help=f'save visualisations of {samples} samples under work_dir/SHOW_DIR')
+    parser.add_argument('--show', action='store_true', help=f'display {samples} results')
+    parser.add_argument('--interval', type=int, default=1, help='visualisation interval (samples)')
+    parser.add_argument('--wait-time', type=float, default=1, help='display time of every window (s)')
     parser.add_argument('--work-dir', help='the directory to save logs and checkpoints in')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. data_root=/data/synthhuman train_cfg.max_iters=10')
@@ -37,11 +41,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision training')
     parser.add_argument('--no-validate', action='store_true', help='do not evaluate during training')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by the actual batch size')
-    parser.add_argument('--show-dir', help='save visualisations of validation samples under work_dir/SHOW_DIR')
-    parser.add_argument('--show', action='store_true', help='display validation results')
-    parser.add_argument('--interval', type=int, default=1, help='visualisation interval (samples)')
-    parser.add_argument('--wait-time', type=float, default=1, help='display time of every window (s)')
-    _common_args(parser)
+    _common_args(parser, samples='validation')
     return parser
 
 
@@ -50,11 +50,7 @@ def test_parser() -> argparse.ArgumentParser:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('weights', help='weights file (publish_model.py output or converted official weights)')
     parser.add_argument('--metrics-out', help='write the metrics as flat JSON to this file')
-    parser.add_argument('--show-dir', help='save visualisations of test samples under work_dir/SHOW_DIR')
-    parser.add_argument('--show', action='store_true', help='display test results')
-    parser.add_argument('--interval', type=int, default=1, help='visualisation interval (samples)')
-    parser.add_argument('--wait-time', type=float, default=1, help='display time of every window (s)')
-    _common_args(parser)
+    _common_args(parser, samples='test')
     return parser
 
 

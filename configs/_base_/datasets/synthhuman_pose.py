@@ -25,7 +25,7 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='InfiniteSampler', shuffle=True),  # iteration-based schedules
     dataset=dict(
         _scope_='mmpose',
         type='CocoDataset',
