@@ -107,6 +107,16 @@ def _enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
         hook['out_dir'] = args.show_dir
 
 
+def _shutdown_distributed() -> None:
+    """Destroy the process group before the interpreter exits, as torch.distributed asks: gloo ranks exiting
+    with a live group can abort ("terminate called without an active exception") while another rank still
+    tears down, which turns a finished run into a failed one."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _build_runner(cfg: Config) -> Runner:
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
@@ -138,6 +148,7 @@ def train(argv: Sequence[str] | None = None) -> Runner:
     _enable_visualization(cfg, args)
     runner = _build_runner(cfg)
     runner.train()
+    _shutdown_distributed()
     return runner
 
 
@@ -172,4 +183,5 @@ def test(argv: Sequence[str] | None = None) -> dict:
         os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
         with open(args.metrics_out, 'w') as f:
             json.dump(metrics, f, indent=2, sort_keys=True)
+    _shutdown_distributed()
     return metrics

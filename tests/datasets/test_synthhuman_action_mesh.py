@@ -96,14 +96,14 @@ def test_labels_balanced(synth):
 
 def _pose_dataset(root, split):
     # mmaction.models does not import in this stack (a missing localizer module), so no register_all_modules:
-    # the transforms are built from mmaction's registry and handed over as objects.
+    # the transforms are built from mmaction's registry, in its scope whatever the current default scope is.
     from mmaction.datasets import PoseDataset
     from mmaction.registry import TRANSFORMS
     pipeline = [dict(type='PreNormalize2D'), dict(type='GenSkeFeat', dataset='coco', feats=['j']),
                 dict(type='UniformSampleFrames', clip_len=32, test_mode=split == 'val'), dict(type='PoseDecode'),
                 dict(type='FormatGCNInput', num_person=2), dict(type='PackActionInputs')]
     return PoseDataset(ann_file=osp.join(root, ANN_FILE), split=split, test_mode=split == 'val',
-                       pipeline=[TRANSFORMS.build(cfg) for cfg in pipeline])
+                       pipeline=[TRANSFORMS.build(dict(cfg, _scope_='mmaction')) for cfg in pipeline])
 
 
 def test_mmaction_pose_dataset_and_acc_metric(synth):

@@ -1,0 +1,78 @@
+"""Dense de-tokenizer of 2-D pose: semantic class scores on the token grid, upsampled x4 into heatmaps."""
+from __future__ import annotations
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from hulk_mm.models.detokenizers.semantic import SemanticDetokenizer
+from hulk_mm.registry import MODELS
+
+
+class Norm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) map (ConvNeXt's channels-first LayerNorm), eps 1e-6."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-6):
+        super().__init__(num_channels, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                            self.eps).permute(0, 3, 1, 2)
+
+
+class DenseUpsampler(nn.Sequential):
+    """(B, C_in, h, w) -> (B, C_out, 4h, 4w): ConvT(k2, s2) -> Norm2d -> GELU -> ConvT(k2, s2).
+
+    Indices 0, 1, 3 are the official ``upsample_network`` key names.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int):
+        super().__init__(
+            nn.ConvTranspose2d(in_channels, hidden_channels, kernel_size=2, stride=2),
+            Norm2d(hidden_channels),
+            nn.GELU(),
+            nn.ConvTranspose2d(hidden_channels, out_channels, kernel_size=2, stride=2))
+
+
+@MODELS.register_module()
+class HeatmapDetokenizer(BaseModule):
+    """Label-side decoder outputs on an (h, w) grid -> keypoint heatmaps and visibility logits (spec §3.1).
+
+    Heatmaps: semantic logits (B, h*w, K) laid out as (B, K, h, w), then :class:`DenseUpsampler` to (B, K, 4h, 4w)
+    (the official ``upsample_before_product=False`` order: score first, upsample after). Visibility: the mean of
+    the *unprojected* tokens dotted with the normalised class features, (B, K) (official ``cls_loss_branch``).
+
+    Args:
+        num_keypoints: K.
+        grid: (h, w) label token grid.
+        embed_dim: token width d.
+        text_dim: text vector width.
+        text_features: source of the keypoint-name table, see
+            :func:`~hulk_mm.models.detokenizers.semantic.load_text_features`.
+        upsample_dim: hidden channels of the upsampler (256).
+    """
+
+    def __init__(self, num_keypoints: int, grid: tuple[int, int], embed_dim: int = 256, text_dim: int = 768,
+                 text_features: str | int = 0, upsample_dim: int = 256, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.grid = tuple(grid)
+        self.semantic = SemanticDetokenizer(num_keypoints, embed_dim, text_dim, text_features)
+        self.upsampler = DenseUpsampler(num_keypoints, upsample_dim, num_keypoints)
+
+    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """
+        Args:
+            tokens: (B, h*w, d) label outputs of one decoder layer.
+
+        Returns:
+            heatmaps (B, K, 4h, 4w) and visibility logits (B, K).
+        """
+        b, n, _ = tokens.shape
+        h, w = self.grid
+        if n != h * w:
+            raise ValueError(f'HeatmapDetokenizer expects {h}x{w}={h * w} tokens, got {n}')
+        scores = self.semantic(tokens)
+        heatmaps = self.upsampler(scores.transpose(1, 2).reshape(b, -1, h, w))
+        visibility = tokens.mean(1) @ self.semantic.class_embeddings().t()
+        return heatmaps, visibility

@@ -1,0 +1,218 @@
+"""The Hulk model: shared modules owned once, one pathway per task, and the multi-task batch plumbing.
+
+    Hulk(BaseModel)
+      shared: HulkShared         tokenizers by input modality, ViT encoder, neck (Linear D -> d), decoder
+      tasks:  ModuleDict         canonical task name -> pathway (hulk_mm/models/tasks/)
+
+Pathways receive ``shared`` as an argument at call time instead of storing it: ``state_dict`` recurses without
+de-duplication, so a stored reference would save the encoder once per task. Sharing is module identity.
+
+A training step takes one batch per task, ``{task: batch}``, and sums the weighted task losses (the official recipe
+runs every task every step), so plain DDP works on any number of ranks. The per-task loop lives in
+:class:`HulkDataPreprocessor` and ``forward(mode='loss')`` because MMEngine's DDP wrapper calls those itself and
+never reaches a model's own ``train_step``.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseDataPreprocessor, BaseModel, BaseModule
+from torch import Tensor
+
+from hulk_mm.registry import MODELS
+
+TASKS = ('pose', 'detection', 'parsing', 'attribute', 'caption', 'skeleton_action', 'mesh')
+
+
+class HulkShared(BaseModule):
+    """The modules every task shares, each built once.
+
+    Args:
+        tokenizers: input modality (``'image'``, later ``'skeleton'``) -> tokenizer config; width D.
+        encoder: ViT encoder config (width D).
+        decoder: decoder config (width d); the neck maps D -> d.
+    """
+
+    def __init__(self, tokenizers: dict[str, dict], encoder: dict, decoder: dict, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.tokenizers = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in tokenizers.items()})
+        self.encoder = MODELS.build(encoder)
+        self.decoder = MODELS.build(decoder)
+        for name, tokenizer in self.tokenizers.items():
+            width = tokenizer.proj.out_channels
+            if width != self.encoder.embed_dim:
+                raise ValueError(f'{name} tokenizer width {width} != encoder width {self.encoder.embed_dim}')
+        self.neck = nn.Linear(self.encoder.embed_dim, self.decoder.embed_dim)
+        nn.init.xavier_uniform_(self.neck.weight)  # official MAEdecoder_proj_neck init
+        nn.init.zeros_(self.neck.bias)
+
+    def encode(self, modality: str, inputs: Tensor, pad_mask: Tensor | None = None) -> Tensor:
+        """Tokenize, encode and project to the decoder width: (B, ...) -> (B, P, d)."""
+        tokens, _ = self.tokenizers[modality](inputs)
+        return self.neck(self.encoder(tokens, pad_mask))
+
+    def decode(self, memory: Tensor, queries: Tensor, pos: Tensor | None, attn_mask: Tensor | None,
+               pos_per_layer: bool) -> list[Tensor]:
+        """Decoder over [memory (B, P, d) ; queries (B, L, d)] -> the label side (B, L, d) of every layer's
+        output (after the shared final norm; the last entry is the final output). The patch side is dropped:
+        no released task reads it (the official patch projector's loss is identically zero)."""
+        outs = self.decoder(torch.cat([memory, queries], dim=1), pos, attn_mask, pos_per_layer)
+        return [out[:, memory.shape[1]:] for out in outs]
+
+
+@MODELS.register_module()
+class HulkDataPreprocessor(BaseDataPreprocessor):
+    """Batches of several tasks -> ``dict(inputs={task: Tensor}, data_samples={task: list})``.
+
+    Each task's batch goes through that task's own upstream preprocessor (pose: mmpose ``PoseDataPreprocessor``
+    without mean/std; the tokenizers normalise). Two batch layouts are accepted:
+
+    * ``{task: {'inputs': [...], 'data_samples': [...]}}`` from a multi-task loader;
+    * a plain single-task batch ``{'inputs': [...], 'data_samples': [...]}`` from an ordinary mm data loader,
+      which is the batch of the only configured task (so single-task configs need no special loader).
+
+    Args:
+        tasks: task name -> preprocessor config.
+    """
+
+    def __init__(self, tasks: dict[str, dict], non_blocking: bool = False):
+        super().__init__(non_blocking=non_blocking)
+        unknown = set(tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f'unknown task(s) {sorted(unknown)}; tasks are {TASKS}')
+        self.tasks = nn.ModuleDict({task: MODELS.build(cfg) for task, cfg in tasks.items()})
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        if set(data) <= {'inputs', 'data_samples'}:
+            if len(self.tasks) != 1:
+                raise ValueError(f'a plain batch (keys inputs/data_samples) is ambiguous with {len(self.tasks)} '
+                                 f'tasks configured ({list(self.tasks)}); give a dict of task batches')
+            data = {next(iter(self.tasks)): data}
+        unknown = set(data) - set(self.tasks)
+        if unknown:
+            raise KeyError(f'batch for task(s) {sorted(unknown)} without a preprocessor; configured: '
+                           f'{list(self.tasks)}')
+        inputs, samples = {}, {}
+        for task, batch in data.items():
+            out = self.tasks[task](batch, training)
+            inputs[task], samples[task] = out['inputs'], out.get('data_samples')
+        return dict(inputs=inputs, data_samples=samples)
+
+
+@MODELS.register_module()
+class Hulk(BaseModel):
+    """Hulk: shared tokenizers/encoder/neck/decoder plus one pathway per task.
+
+    Args:
+        shared: keyword arguments of :class:`HulkShared`.
+        tasks: canonical task name -> pathway config.
+        task_weights: task name -> loss weight (default 1.0; the release uses e.g. pose 28000).
+        data_preprocessor: usually :class:`HulkDataPreprocessor`.
+    """
+
+    def __init__(self, shared: dict, tasks: dict[str, dict], task_weights: dict[str, float] | None = None,
+                 data_preprocessor: dict | None = None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        task_weights = dict(task_weights or {})
+        unknown = (set(tasks) | set(task_weights)) - set(TASKS)
+        if unknown:
+            raise ValueError(f'unknown task(s) {sorted(unknown)}; tasks are {TASKS}')
+        self.shared = HulkShared(**shared)
+        self.tasks = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in tasks.items()})
+        self.task_weights = {name: float(task_weights.get(name, 1.0)) for name in tasks}
+
+    def forward(self, inputs: dict[str, Tensor], data_samples: dict[str, list] | None = None,
+                mode: str = 'tensor'):
+        """
+        Args:
+            inputs: task -> batched inputs (the preprocessor's output).
+            data_samples: task -> list of mm data samples.
+            mode: ``'loss'`` (any number of tasks) -> dict of ``'<task>.<key>'`` tensors, loss terms multiplied by
+                the task weight; ``'predict'`` (one task) -> that task's data samples with predictions;
+                ``'tensor'`` (one task) -> the pathway's raw per-layer outputs.
+        """
+        if not isinstance(inputs, dict):
+            raise TypeError(f'Hulk expects inputs as a dict task -> tensor (HulkDataPreprocessor output), '
+                            f'got {type(inputs).__name__}')
+        if mode not in ('loss', 'predict', 'tensor'):
+            raise ValueError(f"invalid mode '{mode}'; use 'loss', 'predict' or 'tensor'")
+        if mode != 'loss' and len(inputs) != 1:
+            raise ValueError(f"mode '{mode}' takes the batch of one task, got {list(inputs)}")
+        unknown = set(inputs) - set(self.tasks)
+        if unknown:
+            raise KeyError(f'no pathway for task(s) {sorted(unknown)}; this model has {list(self.tasks)}')
+        data_samples = data_samples or {}
+        if mode == 'loss':
+            losses = {}
+            for task, batch in inputs.items():
+                weight = self.task_weights[task]
+                for key, value in self.tasks[task].loss(self.shared, batch, data_samples[task]).items():
+                    losses[f'{task}.{key}'] = value * weight if 'loss' in key else value
+            return losses
+        task, batch = next(iter(inputs.items()))
+        if mode == 'predict':
+            return self.tasks[task].predict(self.shared, batch, data_samples[task])
+        return self.tasks[task](self.shared, batch)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Official checkpoint -> hulk_mm (spec §8). One official file holds one task's replica; the shared parts are the
+# same in every file.
+# ---------------------------------------------------------------------------------------------------------------
+_SHARED_RULES = [  # (official regex, hulk_mm replacement); first match wins
+    (r'^backbone_module\.(blocks\.\d+\..*|norm\..*)$', r'shared.encoder.\1'),
+    (r'^adapter_rgb\.(proj\.(weight|bias))$', r'shared.tokenizers.image.\1'),
+    (r'^adapter_rgb\.pos_embed$', r'shared.tokenizers.image.pos_embed'),
+    (r'^adapter_rgb\.type_embed\.weight$', r'shared.tokenizers.image.type_embed'),
+    (r'^neck_patch\.mask_map\.0\.(weight|bias)$', r'shared.neck.\1'),
+    (r'^decoder_module\.predictor\.transformer_self_attention_layers\.(\d+)\.self_attn\.in_proj_(weight|bias)$',
+     r'shared.decoder.layers.\1.attn.qkv.\2'),
+    (r'^decoder_module\.predictor\.transformer_self_attention_layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$',
+     r'shared.decoder.layers.\1.attn.proj.\2'),
+    (r'^decoder_module\.predictor\.transformer_self_attention_layers\.(\d+)\.norm\.(weight|bias)$',
+     r'shared.decoder.layers.\1.norm1.\2'),
+    (r'^decoder_module\.predictor\.transformer_ffn_layers\.(\d+)\.linear([12])\.(weight|bias)$',
+     r'shared.decoder.layers.\1.ffn.fc\2.\3'),
+    (r'^decoder_module\.predictor\.transformer_ffn_layers\.(\d+)\.norm\.(weight|bias)$',
+     r'shared.decoder.layers.\1.norm2.\2'),
+    (r'^decoder_module\.predictor\.decoder_norm\.(weight|bias)$', r'shared.decoder.norm.\1'),
+    (r'^decoder_module\.predictor\.(adapt_pos[12]d\.[02]\.(weight|bias))$', r'shared.decoder.\1'),
+]
+_POSE_RULES = [
+    (r'^decoder_module\.predictor\.mask_token$', 'indicator'),
+    (r'^decoder_module\.predictor\.(query_embed_patch|query_embed_label)$', r'\1'),
+    (r'^proj_dense_labeling\.(patch_proj\.weight|class_proj\.weight|text_features|post_mul_norm\.(weight|bias))$',
+     r'detokenizer.semantic.\1'),
+    (r'^proj_dense_labeling\.upsample_network\.([013])\.(weight|bias)$', r'detokenizer.upsampler.\1.\2'),
+]
+_TASK_RULES = {'pose': _POSE_RULES}
+
+
+def convert_official_state_dict(state_dict: dict[str, Tensor], task: str) -> dict[str, Tensor]:
+    """Map one official task checkpoint's ``state_dict`` to :class:`Hulk` keys.
+
+    Shared keys map to ``shared.*``, the task's own to ``tasks.<task>.*``; everything else is dead in the released
+    configuration (label tokenizers, ``neck_label``, ``proj_rgb``, unused decoder heads, the ``Norm2d`` ``ln.*``
+    aliases, loss buffers) and is dropped. A leading ``module.`` is stripped.
+
+    Args:
+        state_dict: official keys -> tensors.
+        task: canonical task name; the task rules available: ``pose``.
+
+    Returns:
+        hulk_mm keys -> tensors (``type_embed`` reshaped from (1, D) to (1, 1, D)).
+    """
+    if task not in _TASK_RULES:
+        raise ValueError(f'no conversion rules for task {task!r}; available: {sorted(_TASK_RULES)}')
+    rules = _SHARED_RULES + [(pat, f'tasks.{task}.{rep}') for pat, rep in _TASK_RULES[task]]
+    out = {}
+    for key, value in state_dict.items():
+        key = key[len('module.'):] if key.startswith('module.') else key
+        for pattern, replacement in rules:
+            new, hit = re.subn(pattern, replacement, key)
+            if hit:
+                out[new] = value.reshape(1, 1, -1) if new.endswith('type_embed') else value
+                break
+    return out
