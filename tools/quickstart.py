@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import os.path as osp
 import time
 
@@ -48,6 +49,28 @@ def ensure_synthhuman(root: str, num_train: int, num_val: int, seed: int, tasks:
     return generate(root, num_train=num_train, num_val=num_val, seed=seed, tasks=tasks)
 
 
+def same_run_interrupted(work_dir: str, config: str, options: list[str]) -> bool:
+    """Whether ``work_dir`` holds checkpoints of this very run (same config text after the options), so that
+    training resumes; after a config change the old checkpoints would not fit, and training starts afresh."""
+    import hashlib
+    from mmengine.config import DictAction
+    cfg = Config.fromfile(config)
+    action = DictAction(option_strings=[], dest='options')
+    namespace = argparse.Namespace()
+    action(None, namespace, options)
+    cfg.merge_from_dict(namespace.options)
+    digest = hashlib.sha256(cfg.pretty_text.encode()).hexdigest()
+    stamp = osp.join(work_dir, 'quickstart_config.sha256')
+    same = osp.isfile(stamp) and open(stamp).read() == digest and osp.isfile(osp.join(work_dir, 'last_checkpoint'))
+    if not same and osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        print(f'[quickstart] {work_dir} holds checkpoints of another configuration: training starts afresh')
+        os.remove(osp.join(work_dir, 'last_checkpoint'))
+    os.makedirs(work_dir, exist_ok=True)
+    with open(stamp, 'w') as f:
+        f.write(digest)
+    return same
+
+
 def print_table(metrics: dict) -> None:
     rows = [(key.split('/')[0], key.split('/', 1)[1] if '/' in key else key, value) for key, value in metrics.items()]
     width = max(len(r[0]) for r in rows) + 2
@@ -68,7 +91,7 @@ def main(argv=None):
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join(REPO, 'work_dirs', name)
     options = ['--cfg-options', f'data_root={args.data_root}', *args.cfg_options]
-    resume = ['--resume'] if osp.isfile(osp.join(work_dir, 'last_checkpoint')) else []
+    resume = ['--resume'] if same_run_interrupted(work_dir, args.config, options[1:]) else []
     t0 = time.time()
     runner = train([args.config, '--work-dir', work_dir, *resume, *options])
     t_train = time.time() - t0
