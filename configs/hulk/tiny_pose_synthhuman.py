@@ -6,12 +6,11 @@ de-tokenizer, x4 upsampler, deep supervision on all layers), narrower: encoder w
 128. 128x96 crops cut into 8x8 patches give the release's 16x12 token grid, so the heatmaps are 64x48 (x4 the
 grid) at stride 2. The keypoint-name table is a seeded stand-in of width 384 (no text model runs at build time).
 """
-_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/synthhuman_pose.py']
+_base_ = [
+    '../_base_/default_runtime.py', '../_base_/datasets/synthhuman_pose.py', '../_base_/schedules/cpu_1500it.py'
+]
 
-input_size = (96, 128)  # (w, h) of the person crop
-grid = (16, 12)  # (h, w) token grid: input / patch_size
-heatmap_size = (48, 64)  # (w, h) = 4 x grid
-codec = dict(type='UDPHeatmap', input_size=input_size, heatmap_size=heatmap_size, sigma=2)
+grid = (16, 12)  # (h, w) token grid of the base's 128x96 crops cut into 8x8 patches; heatmaps are 4 x grid
 encoder_dim, decoder_dim = 128, 128
 
 # Per-joint positive ratios of Hulk's COCO visibility loss (Hulk_vit-B.yaml, task 8 `sample_weight`).
@@ -37,45 +36,15 @@ model = dict(
             grid=grid,
             embed_dim=decoder_dim,
             detokenizer=dict(type='HeatmapDetokenizer', text_dim=384, text_features=0, upsample_dim=128),
-            codec=codec,
+            codec={{_base_.codec}},
             loss_kpt=dict(type='KeypointMSELoss', use_target_weight=True, _scope_='mmpose'),
             loss_vis=dict(type='VisibilityBCELoss', ratios=coco_visible_ratios, loss_weight=0.001),
             flip_test=True,
             shift_heatmap=False)),
     task_weights=dict(pose=1.0))
 
-# The base pipelines are built for its own codec; these use the 64x48 heatmaps of the 16x12 grid.
-train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(type='RandomBBoxTransform', scale_factor=(0.8, 1.2), rotate_factor=30),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs'),
-]
-val_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
-    dict(type='PackPoseInputs'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
-test_dataloader = val_dataloader
-
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1500, val_interval=500)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
-                     clip_grad=dict(max_norm=1.0))
-param_scheduler = [
-    dict(type='LinearLR', begin=0, end=100, start_factor=0.01, by_epoch=False),
-    dict(type='CosineAnnealingLR', begin=100, end=1500, T_max=1400, eta_min=1e-5, by_epoch=False),
-]
-default_hooks = dict(checkpoint=dict(interval=500), logger=dict(interval=50))
-
 # A pose-only model leaves the decoder's shared `adapt_pos1d` (the mesh task's depth PE) without gradient, so DDP
 # must be told; the multi-task model uses every parameter and needs no such flag.
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+
+default_hooks = dict(checkpoint=dict(interval=500), logger=dict(interval=50))

@@ -1,11 +1,13 @@
 """ViTPose baseline, tiny: Hulk's image tokenizer + a narrow ViT encoder + mmpose's HeatmapHead, on SynthHuman.
 
 Small enough to train on a 2-core CPU in minutes: 4 blocks of width 128; 128x96 crops cut into 8x8 patches, so
-the token grid is ViTPose's 16x12; one deconvolution up to 32x24 heatmaps. It is the smoke job of
+the token grid is ViTPose's 16x12 and two deconvolutions give its 64x48 heatmaps. It is the smoke job of
 `make quickstart` until the Hulk model lands, and the model the stack tests train, resume and evaluate on 1 and
 2 ranks.
 """
-_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/synthhuman_pose.py']
+_base_ = [
+    '../_base_/default_runtime.py', '../_base_/datasets/synthhuman_pose.py', '../_base_/schedules/cpu_1500it.py'
+]
 
 embed_dim = 128
 model = dict(
@@ -21,20 +23,10 @@ model = dict(
         type='HeatmapHead',
         in_channels=embed_dim,
         out_channels=17,
-        deconv_out_channels=(64, ),
-        deconv_kernel_sizes=(4, ),
+        deconv_out_channels=(64, 64),
+        deconv_kernel_sizes=(4, 4),
         loss=dict(type='KeypointMSELoss', use_target_weight=True),
         decoder={{_base_.codec}}),
     test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1500, val_interval=500)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
-                     clip_grad=dict(max_norm=1.0))
-param_scheduler = [
-    dict(type='LinearLR', begin=0, end=100, start_factor=0.01, by_epoch=False),
-    dict(type='CosineAnnealingLR', begin=100, end=1500, T_max=1400, eta_min=1e-5, by_epoch=False),
-]
 default_hooks = dict(checkpoint=dict(interval=500), logger=dict(interval=50))

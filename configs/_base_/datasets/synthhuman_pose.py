@@ -2,7 +2,7 @@
 # `--cfg-options data_root=DIR` re-roots every path below (see hulk_mm.engine.launch).
 data_root = 'data/synthhuman/'
 input_size = (96, 128)  # (w, h) of the person crop
-heatmap_size = (24, 32)
+heatmap_size = (48, 64)  # (w, h): 4 x the 16 x 12 token grid of 8 x 8 patches, as ViTPose / Hulk at 256 x 192
 codec = dict(type='UDPHeatmap', input_size=input_size, heatmap_size=heatmap_size, sigma=2)
 
 train_pipeline = [
