@@ -190,20 +190,30 @@ ATTR_GROUPS = {
 ATTR_NAMES = {label_set: [n for names in groups.values() for n in names] for label_set, groups in ATTR_GROUPS.items()}
 
 
-class AttributeWriter(TaskWriter):
+class PersonCropWriter(TaskWriter):
+    """Base of the writers whose samples are the single-person crops of ``person_views``, kept under
+    ``<task>/images/{split}/`` so that each task's folder is self-contained."""
+
+    def prepare(self, splits):
+        for split in splits:
+            os.makedirs(osp.join(self.out_dir, self.name, 'images', split), exist_ok=True)
+
+    def write_views(self, scene, split, image_id):
+        """Write the crops of one scene; returns its ``PersonView`` list (crop ``images/<split>/<name>.jpg``)."""
+        views = person_views(scene, image_id)
+        write_crops(scene, views, osp.join(self.out_dir, self.name, 'images', split))
+        return views
+
+
+class AttributeWriter(PersonCropWriter):
     """``attribute/images/{split}/*.jpg`` crops and PA-100k/RAPv2-style ``attribute/{set}_{split}.json`` (module
     docstring)."""
 
     name = 'attribute'
 
-    def prepare(self, splits):
-        for split in splits:
-            os.makedirs(osp.join(self.out_dir, 'attribute', 'images', split), exist_ok=True)
-
     def image_record(self, scene, split, image_id, jpeg):
-        views = person_views(scene, image_id)
-        write_crops(scene, views, osp.join(self.out_dir, 'attribute', 'images', split))
-        return [dict(image=f'images/{split}/{v.name}.jpg', facts=v.facts) for v in views]
+        return [dict(image=f'images/{split}/{v.name}.jpg', facts=v.facts)
+                for v in self.write_views(scene, split, image_id)]
 
     def finalize(self, records):
         files = {}

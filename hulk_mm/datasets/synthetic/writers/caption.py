@@ -12,33 +12,26 @@ Person ids count from 1 over train then val (every rendered person is a new iden
 ``captions.describe`` with ``np.random.default_rng([seed, split id, image id, instance id, CAPTION_STREAM])``,
 so they depend only on the seed and the person, not on the split sizes or the other tasks.
 """
-import os
 import os.path as osp
 
 import numpy as np
 
 from ..captions import describe
-from .attribute import person_views, write_crops
-from .base import SPLIT_IDS, TaskWriter, _dump_json
+from .attribute import PersonCropWriter
+from .base import SPLIT_IDS, _dump_json
 
 CAPTIONS_PER_PERSON = 2  # as in CUHK-PEDES
 CAPTION_STREAM = 2  # keeps the caption generator apart from other per-image generators of the same seed
 
 
-class CaptionWriter(TaskWriter):
+class CaptionWriter(PersonCropWriter):
     """``caption/images/{split}/*.jpg`` and ``caption/captions_{split}.json`` (module docstring)."""
 
     name = 'caption'
 
-    def prepare(self, splits):
-        for split in splits:
-            os.makedirs(osp.join(self.out_dir, 'caption', 'images', split), exist_ok=True)
-
     def image_record(self, scene, split, image_id, jpeg):
-        views = person_views(scene, image_id)
-        write_crops(scene, views, osp.join(self.out_dir, 'caption', 'images', split))
         people = []
-        for view in views:
+        for view in self.write_views(scene, split, image_id):
             rng = np.random.default_rng([self.seed, SPLIT_IDS[split], image_id, view.instance_id, CAPTION_STREAM])
             people.append(dict(file_path=f'images/{split}/{view.name}.jpg',
                                captions=describe(view.facts, rng, CAPTIONS_PER_PERSON)))
