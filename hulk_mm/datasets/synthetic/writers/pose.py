@@ -53,18 +53,12 @@ class PoseWriter(TaskWriter):
                                   area=p['area'], iscrowd=0)
                     coco.append(dict(common, num_keypoints=p['num_keypoints'], keypoints=p['keypoints']))
                     aic.append(dict(common, num_keypoints=p['aic_num_keypoints'], keypoints=p['aic_keypoints']))
-            name = f'pose/person_keypoints_{split}.json'
-            _dump_json(osp.join(self.out_dir, name), dict(
-                images=images, annotations=coco, categories=[dict(
-                    supercategory='person', id=1, name='person', keypoints=list(COCO_KEYPOINTS),
-                    skeleton=COCO_SKELETON)]))
-            files[name] = dict(images=len(images), annotations=len(coco))
-            name = f'pose/aic_{split}.json'
-            _dump_json(osp.join(self.out_dir, name), dict(
-                images=images, annotations=aic, categories=[dict(
-                    supercategory='person', id=1, name='person', keypoints=list(AIC_KEYPOINTS),
-                    skeleton=AIC_SKELETON)]))
-            files[name] = dict(images=len(images), annotations=len(aic))
+            for name, annotations, keypoints, skeleton in (
+                    (f'pose/person_keypoints_{split}.json', coco, COCO_KEYPOINTS, COCO_SKELETON),
+                    (f'pose/aic_{split}.json', aic, AIC_KEYPOINTS, AIC_SKELETON)):
+                _dump_json(osp.join(self.out_dir, name), dict(images=images, annotations=annotations, categories=[
+                    dict(supercategory='person', id=1, name='person', keypoints=list(keypoints), skeleton=skeleton)]))
+                files[name] = dict(images=len(images), annotations=len(annotations))
         if 'val' in records:
             name = 'pose/person_detections_val.json'
             dets = self._detections(records['val'])
