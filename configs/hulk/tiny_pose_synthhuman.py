@@ -28,7 +28,8 @@ model = dict(
     shared=dict(
         tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(128, 96), patch_size=8, embed_dim=encoder_dim)),
         encoder=dict(type='ViTEncoder', embed_dim=encoder_dim, depth=4, num_heads=4, drop_path_rate=0.1),
-        decoder=dict(type='HulkDecoder', embed_dim=decoder_dim, depth=9, num_heads=4, ffn_dim=512)),
+        decoder=dict(type='HulkDecoder', embed_dim=decoder_dim, depth=9, num_heads=4, ffn_dim=512),
+        projections=dict(dense=dict(text_dim=384))),
     tasks=dict(
         pose=dict(
             type='PosePathway',

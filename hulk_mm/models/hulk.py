@@ -14,13 +14,12 @@ never reaches a model's own ``train_step``.
 """
 from __future__ import annotations
 
-import re
-
 import torch
 import torch.nn as nn
 from mmengine.model import BaseDataPreprocessor, BaseModel, BaseModule
 from torch import Tensor
 
+from hulk_mm.models.detokenizers.semantic import SemanticProjection
 from hulk_mm.registry import MODELS
 
 TASKS = ('pose', 'detection', 'parsing', 'attribute', 'caption', 'skeleton_action', 'mesh')
@@ -30,27 +29,38 @@ class HulkShared(BaseModule):
     """The modules every task shares, each built once.
 
     Args:
-        tokenizers: input modality (``'image'``, later ``'skeleton'``) -> tokenizer config; width D.
+        tokenizers: input modality (``'image'``, ``'skeleton'``) -> tokenizer config; width D.
         encoder: ViT encoder config (width D).
         decoder: decoder config (width d); the neck maps D -> d.
+        projections: semantic family (``'dense'``: pose, parsing; ``'text'``: attribute, skeleton action,
+            caption) -> keyword arguments of :class:`SemanticProjection` (``text_dim``); the ``patch_proj`` /
+            ``class_proj`` pair every semantic head of the family shares.
     """
 
-    def __init__(self, tokenizers: dict[str, dict], encoder: dict, decoder: dict, init_cfg=None):
+    def __init__(self, tokenizers: dict[str, dict], encoder: dict, decoder: dict,
+                 projections: dict[str, dict] | None = None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.tokenizers = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in tokenizers.items()})
         self.encoder = MODELS.build(encoder)
         self.decoder = MODELS.build(decoder)
+        self.projections = nn.ModuleDict({
+            name: SemanticProjection(self.decoder.embed_dim, **cfg) for name, cfg in (projections or {}).items()})
         for name, tokenizer in self.tokenizers.items():
-            width = tokenizer.proj.out_channels
+            width = tokenizer.embed_dim
             if width != self.encoder.embed_dim:
                 raise ValueError(f'{name} tokenizer width {width} != encoder width {self.encoder.embed_dim}')
         self.neck = nn.Linear(self.encoder.embed_dim, self.decoder.embed_dim)
         nn.init.xavier_uniform_(self.neck.weight)  # official MAEdecoder_proj_neck init
         nn.init.zeros_(self.neck.bias)
 
-    def encode(self, modality: str, inputs: Tensor, pad_mask: Tensor | None = None) -> Tensor:
-        """Tokenize, encode and project to the decoder width: (B, ...) -> (B, P, d)."""
-        tokens, _ = self.tokenizers[modality](inputs)
+    def encode(self, modality: str, inputs: Tensor, pad_mask: Tensor | None = None, **tokenizer_kwargs) -> Tensor:
+        """Tokenize, encode and project to the decoder width: (B, ...) -> (B, P, d).
+
+        ``pad_mask`` (B, P), True = padded token, is the encoder's optional key-padding mask; extra keyword
+        arguments go to the tokenizer."""
+        if modality not in self.tokenizers:
+            raise KeyError(f'no {modality!r} tokenizer in this model; it has {list(self.tokenizers)}')
+        tokens, _ = self.tokenizers[modality](inputs, **tokenizer_kwargs)
         return self.neck(self.encoder(tokens, pad_mask))
 
     def decode(self, memory: Tensor, queries: Tensor, pos: Tensor | None, attn_mask: Tensor | None,
@@ -155,64 +165,3 @@ class Hulk(BaseModel):
         if mode == 'predict':
             return self.tasks[task].predict(self.shared, batch, data_samples[task])
         return self.tasks[task](self.shared, batch)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Official checkpoint -> hulk_mm (spec §8). One official file holds one task's replica; the shared parts are the
-# same in every file.
-# ---------------------------------------------------------------------------------------------------------------
-_SHARED_RULES = [  # (official regex, hulk_mm replacement); first match wins
-    (r'^backbone_module\.(blocks\.\d+\..*|norm\..*)$', r'shared.encoder.\1'),
-    (r'^adapter_rgb\.(proj\.(weight|bias))$', r'shared.tokenizers.image.\1'),
-    (r'^adapter_rgb\.pos_embed$', r'shared.tokenizers.image.pos_embed'),
-    (r'^adapter_rgb\.type_embed\.weight$', r'shared.tokenizers.image.type_embed'),
-    (r'^neck_patch\.mask_map\.0\.(weight|bias)$', r'shared.neck.\1'),
-    (r'^decoder_module\.predictor\.transformer_self_attention_layers\.(\d+)\.self_attn\.in_proj_(weight|bias)$',
-     r'shared.decoder.layers.\1.attn.qkv.\2'),
-    (r'^decoder_module\.predictor\.transformer_self_attention_layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$',
-     r'shared.decoder.layers.\1.attn.proj.\2'),
-    (r'^decoder_module\.predictor\.transformer_self_attention_layers\.(\d+)\.norm\.(weight|bias)$',
-     r'shared.decoder.layers.\1.norm1.\2'),
-    (r'^decoder_module\.predictor\.transformer_ffn_layers\.(\d+)\.linear([12])\.(weight|bias)$',
-     r'shared.decoder.layers.\1.ffn.fc\2.\3'),
-    (r'^decoder_module\.predictor\.transformer_ffn_layers\.(\d+)\.norm\.(weight|bias)$',
-     r'shared.decoder.layers.\1.norm2.\2'),
-    (r'^decoder_module\.predictor\.decoder_norm\.(weight|bias)$', r'shared.decoder.norm.\1'),
-    (r'^decoder_module\.predictor\.(adapt_pos[12]d\.[02]\.(weight|bias))$', r'shared.decoder.\1'),
-]
-_POSE_RULES = [
-    (r'^decoder_module\.predictor\.mask_token$', 'indicator'),
-    (r'^decoder_module\.predictor\.(query_embed_patch|query_embed_label)$', r'\1'),
-    (r'^proj_dense_labeling\.(patch_proj\.weight|class_proj\.weight|text_features|post_mul_norm\.(weight|bias))$',
-     r'detokenizer.semantic.\1'),
-    (r'^proj_dense_labeling\.upsample_network\.([013])\.(weight|bias)$', r'detokenizer.upsampler.\1.\2'),
-]
-_TASK_RULES = {'pose': _POSE_RULES}
-
-
-def convert_official_state_dict(state_dict: dict[str, Tensor], task: str) -> dict[str, Tensor]:
-    """Map one official task checkpoint's ``state_dict`` to :class:`Hulk` keys.
-
-    Shared keys map to ``shared.*``, the task's own to ``tasks.<task>.*``; everything else is dead in the released
-    configuration (label tokenizers, ``neck_label``, ``proj_rgb``, unused decoder heads, the ``Norm2d`` ``ln.*``
-    aliases, loss buffers) and is dropped. A leading ``module.`` is stripped.
-
-    Args:
-        state_dict: official keys -> tensors.
-        task: canonical task name; the task rules available: ``pose``.
-
-    Returns:
-        hulk_mm keys -> tensors (``type_embed`` reshaped from (1, D) to (1, 1, D)).
-    """
-    if task not in _TASK_RULES:
-        raise ValueError(f'no conversion rules for task {task!r}; available: {sorted(_TASK_RULES)}')
-    rules = _SHARED_RULES + [(pat, f'tasks.{task}.{rep}') for pat, rep in _TASK_RULES[task]]
-    out = {}
-    for key, value in state_dict.items():
-        key = key[len('module.'):] if key.startswith('module.') else key
-        for pattern, replacement in rules:
-            new, hit = re.subn(pattern, replacement, key)
-            if hit:
-                out[new] = value.reshape(1, 1, -1) if new.endswith('type_embed') else value
-                break
-    return out

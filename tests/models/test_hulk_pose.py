@@ -15,6 +15,7 @@ from mmpose.structures import PoseDataSample
 
 from hulk_mm.models import Hulk, HulkDataPreprocessor, convert_official_state_dict
 from hulk_mm.registry import MODELS
+from tests.models.official_fixture import official_layout_state_dict
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'hulk', 'tiny_pose_synthhuman.py')
@@ -31,7 +32,8 @@ def tiny_hulk(img=(32, 24), patch=8, width=32, dec_depth=3, k=17, text=0, ratios
         shared=dict(
             tokenizers=dict(image=dict(type='ImageTokenizer', img_size=img, patch_size=patch, embed_dim=width)),
             encoder=dict(type='ViTEncoder', embed_dim=width, depth=1, num_heads=2),
-            decoder=dict(type='HulkDecoder', embed_dim=width, depth=dec_depth, num_heads=2, ffn_dim=64)),
+            decoder=dict(type='HulkDecoder', embed_dim=width, depth=dec_depth, num_heads=2, ffn_dim=64),
+            projections=dict(dense=dict(text_dim=16))),
         tasks=dict(pose=dict(
             type='PosePathway', num_keypoints=k, grid=grid, embed_dim=width,
             detokenizer=dict(type='HeatmapDetokenizer', text_dim=16, text_features=text, upsample_dim=16),
@@ -140,7 +142,7 @@ def test_predict_maps_codec_heatmaps_back_to_image_keypoints(flip_test):
     samples = make_samples(model, kpts, centers, scale=(47., 63.))
     gt = torch.stack([s.gt_fields.heatmaps for s in samples])
     outputs = iter([(gt, torch.zeros(2, 17)), (flip_heatmaps(gt, COCO_FLIP, 'heatmap', False), torch.zeros(2, 17))])
-    pose.detokenizer.forward = lambda tokens: next(outputs)
+    pose.detokenizer.forward = lambda tokens, projection: next(outputs)
     with torch.no_grad():
         results = model({'pose': torch.rand(2, 3, 64, 48) * 255}, {'pose': samples}, mode='predict')
     assert all(isinstance(r, PoseDataSample) for r in results)
@@ -208,34 +210,14 @@ def test_runner_trains_and_evaluates_with_coco_metric(synthhuman_root, tmp_path)
 # Fidelity to the official pose path. The fixture holds inputs, the official outputs and the key list of the
 # official model; the weights are regenerated here from a seed (README in tests/data/official/pose/).
 # ----------------------------------------------------------------------------------------------------------------
-def official_layout_state_dict(keys_shapes: list, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deterministic official-layout weights: per key in the given order, N(0, 1) scaled by 1/sqrt(fan_in) for
-    tensors of 2+ dims, 1 + 0.1 N(0, 1) for norm gains, 0.1 N(0, 1) for other vectors. ``Norm2d``'s ``ln.*``
-    aliases repeat the tensors they alias (they are one parameter in the official module)."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for key, shape in keys_shapes:
-        if '.ln.' in key:
-            sd[key] = sd[key.replace('.ln.', '.')]
-            continue
-        t = torch.randn(shape, generator=g)
-        if len(shape) >= 2:
-            t = t / max(1, int(np.prod(shape[1:]))) ** 0.5
-        elif key.endswith('weight') and ('norm' in key or 'upsample_network.1' in key):
-            t = 1 + 0.1 * t
-        else:
-            t = 0.1 * t
-        sd[key] = t
-    return sd
-
-
 def fixture_model(meta: dict) -> Hulk:
     (h, w), (de, depth, heads), (d, dheads, ffn), k = meta['img'], meta['enc'], meta['dec'], meta['K']
     grid = (h // 16, w // 16)
     return Hulk(
         shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(h, w), patch_size=16, embed_dim=de)),
                     encoder=dict(type='ViTEncoder', embed_dim=de, depth=depth, num_heads=heads),
-                    decoder=dict(type='HulkDecoder', embed_dim=d, depth=9, num_heads=dheads, ffn_dim=ffn)),
+                    decoder=dict(type='HulkDecoder', embed_dim=d, depth=9, num_heads=dheads, ffn_dim=ffn),
+                    projections=dict(dense=dict(text_dim=768))),
         tasks=dict(pose=dict(
             type='PosePathway', num_keypoints=k, grid=grid, embed_dim=d,
             detokenizer=dict(type='HeatmapDetokenizer', text_dim=768, upsample_dim=d),

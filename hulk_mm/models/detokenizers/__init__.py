@@ -1,5 +1,6 @@
 """De-tokenizers: decoder output tokens -> task outputs."""
 from .dense import DenseUpsampler, HeatmapDetokenizer, Norm2d
-from .semantic import SemanticDetokenizer, load_text_features
+from .semantic import SemanticDetokenizer, SemanticProjection, load_text_features
 
-__all__ = ['DenseUpsampler', 'HeatmapDetokenizer', 'Norm2d', 'SemanticDetokenizer', 'load_text_features']
+__all__ = ['DenseUpsampler', 'HeatmapDetokenizer', 'Norm2d', 'SemanticDetokenizer', 'SemanticProjection',
+           'load_text_features']

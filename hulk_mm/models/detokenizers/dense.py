@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from hulk_mm.models.detokenizers.semantic import SemanticDetokenizer
+from hulk_mm.models.detokenizers.semantic import SemanticDetokenizer, SemanticProjection
 from hulk_mm.registry import MODELS
 
 
@@ -46,24 +46,24 @@ class HeatmapDetokenizer(BaseModule):
     Args:
         num_keypoints: K.
         grid: (h, w) label token grid.
-        embed_dim: token width d.
         text_dim: text vector width.
         text_features: source of the keypoint-name table, see
             :func:`~hulk_mm.models.detokenizers.semantic.load_text_features`.
         upsample_dim: hidden channels of the upsampler (256).
     """
 
-    def __init__(self, num_keypoints: int, grid: tuple[int, int], embed_dim: int = 256, text_dim: int = 768,
+    def __init__(self, num_keypoints: int, grid: tuple[int, int], text_dim: int = 768,
                  text_features: str | int = 0, upsample_dim: int = 256, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.grid = tuple(grid)
-        self.semantic = SemanticDetokenizer(num_keypoints, embed_dim, text_dim, text_features)
+        self.semantic = SemanticDetokenizer(num_keypoints, text_dim, text_features)
         self.upsampler = DenseUpsampler(num_keypoints, upsample_dim, num_keypoints)
 
-    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, tokens: Tensor, projection: SemanticProjection) -> tuple[Tensor, Tensor]:
         """
         Args:
             tokens: (B, h*w, d) label outputs of one decoder layer.
+            projection: the shared dense-family projections.
 
         Returns:
             heatmaps (B, K, 4h, 4w) and visibility logits (B, K).
@@ -72,7 +72,7 @@ class HeatmapDetokenizer(BaseModule):
         h, w = self.grid
         if n != h * w:
             raise ValueError(f'HeatmapDetokenizer expects {h}x{w}={h * w} tokens, got {n}')
-        scores = self.semantic(tokens)
+        scores = self.semantic(tokens, projection)
         heatmaps = self.upsampler(scores.transpose(1, 2).reshape(b, -1, h, w))
-        visibility = tokens.mean(1) @ self.semantic.class_embeddings().t()
+        visibility = tokens.mean(1) @ self.semantic.class_embeddings(projection).t()
         return heatmaps, visibility

@@ -1,4 +1,5 @@
 """Task pathways: what is task-specific about each Hulk task, and nothing else."""
+from .base import Pathway
 from .pose import PosePathway
 
-__all__ = ['PosePathway']
+__all__ = ['Pathway', 'PosePathway']

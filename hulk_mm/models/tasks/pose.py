@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 from mmpose.models.utils.tta import flip_heatmaps
@@ -24,11 +23,12 @@ from torch import Tensor
 
 from hulk_mm.models.attention_masks import full_mask
 from hulk_mm.models.positional import mae_pos_embed
+from hulk_mm.models.tasks.base import Pathway
 from hulk_mm.registry import MODELS
 
 
 @MODELS.register_module()
-class PosePathway(BaseModule):
+class PosePathway(Pathway):
     """2-D keypoints from a person crop; one label token per image patch.
 
     Owns only what is pose-specific: the modality indicator, the decoder's fixed PE tables, the de-tokenizer, the
@@ -39,8 +39,8 @@ class PosePathway(BaseModule):
         num_keypoints: K.
         grid: (h, w) token grid of the crop (the image tokenizer's patch grid; fixed: pose does not resample PE).
         embed_dim: decoder width d.
-        detokenizer: config of the de-tokenizer (``HeatmapDetokenizer``); ``num_keypoints``, ``grid`` and
-            ``embed_dim`` are filled in here.
+        detokenizer: config of the de-tokenizer (``HeatmapDetokenizer``); ``num_keypoints`` and ``grid`` are
+            filled in here.
         codec: mmpose codec config (``UDPHeatmap``); its heatmap size must be (4w, 4h).
         loss_kpt: heatmap loss config (mmpose ``KeypointMSELoss`` with ``use_target_weight=True``).
         loss_vis: visibility loss config (:class:`~hulk_mm.models.losses.VisibilityBCELoss`).
@@ -48,7 +48,14 @@ class PosePathway(BaseModule):
         shift_heatmap: shift the flipped-back heatmaps by one pixel (Hulk: False).
     """
 
-    modality = 'image'
+    task = 'pose'
+    projection = 'dense'
+    official_rules = (
+        (r'^decoder_module\.predictor\.mask_token$', 'indicator'),
+        (r'^decoder_module\.predictor\.(query_embed_patch|query_embed_label)$', r'\1'),
+        (r'^proj_dense_labeling\.(text_features|post_mul_norm\.(weight|bias))$', r'detokenizer.semantic.\1'),
+        (r'^proj_dense_labeling\.upsample_network\.([013])\.(weight|bias)$', r'detokenizer.upsampler.\1.\2'),
+    )
 
     def __init__(self, num_keypoints: int, grid: tuple[int, int], embed_dim: int, detokenizer: dict, codec: dict,
                  loss_kpt: dict, loss_vis: dict, flip_test: bool = True, shift_heatmap: bool = False,
@@ -66,7 +73,7 @@ class PosePathway(BaseModule):
         self.register_buffer('query_embed_patch', mae_pos_embed(embed_dim, self.grid))
         self.register_buffer('query_embed_label', mae_pos_embed(embed_dim, self.grid))
         self.detokenizer = MODELS.build(
-            dict(detokenizer, num_keypoints=num_keypoints, grid=self.grid, embed_dim=embed_dim))
+            dict(detokenizer, num_keypoints=num_keypoints, grid=self.grid))
         with DefaultScope.overwrite_default_scope('mmpose'):  # codecs live in mmpose's registry only
             self.codec = KEYPOINT_CODECS.build(codec)
         expected = (4 * self.grid[1], 4 * self.grid[0])
@@ -91,7 +98,8 @@ class PosePathway(BaseModule):
 
     def forward(self, shared, images: Tensor) -> list[tuple[Tensor, Tensor]]:
         """(B, 3, H, W) -> per decoder layer (heatmaps (B, K, 4h, 4w), visibility logits (B, K)); last = final."""
-        return [self.detokenizer(tokens) for tokens in self.label_outputs(shared, images)]
+        projection = self.semantic_projection(shared)
+        return [self.detokenizer(tokens, projection) for tokens in self.label_outputs(shared, images)]
 
     def loss(self, shared, images: Tensor, data_samples: list) -> dict[str, Tensor]:
         """Heatmap MSE + weighted visibility BCE, each summed over all decoder layers.
@@ -114,9 +122,10 @@ class PosePathway(BaseModule):
         (1, K) from the heatmaps (what CocoMetric rescores with), ``keypoints_visible`` (1, K) = sigmoid of the
         visibility logits of the unflipped pass, and the sample's ``bboxes`` / ``bbox_scores``.
         """
-        heatmaps, visibility = self.detokenizer(self.label_outputs(shared, images)[-1])
+        projection = self.semantic_projection(shared)
+        heatmaps, visibility = self.detokenizer(self.label_outputs(shared, images)[-1], projection)
         if self.flip_test:
-            flipped, _ = self.detokenizer(self.label_outputs(shared, images.flip(-1))[-1])
+            flipped, _ = self.detokenizer(self.label_outputs(shared, images.flip(-1))[-1], projection)
             flipped = flip_heatmaps(flipped, flip_indices=data_samples[0].metainfo['flip_indices'],
                                     flip_mode='heatmap', shift_heatmap=self.shift_heatmap)
             heatmaps = (heatmaps + flipped) * 0.5

@@ -32,6 +32,7 @@ class ImageTokenizer(BaseModule):
         if img_size[0] % patch_size or img_size[1] % patch_size:
             raise ValueError(f'img_size {tuple(img_size)} is not a multiple of patch_size {patch_size}')
         self.patch_size = patch_size
+        self.embed_dim = embed_dim
         self.grid = (img_size[0] // patch_size, img_size[1] // patch_size)
         self.proj = nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size)
         self.register_buffer('pos_embed', mae_pos_embed(embed_dim, self.grid))

@@ -1,0 +1,53 @@
+"""What every task pathway has in common: its name, its input modality, its semantic family, and how its official
+checkpoint keys map onto it."""
+from __future__ import annotations
+
+from mmengine.model import BaseModule
+
+
+class Pathway(BaseModule):
+    """Base class of the task pathways (``hulk_mm/models/tasks/<task>.py``).
+
+    A pathway owns only what is specific to its task (modality indicator, decoder PE tables, de-tokenizer,
+    losses, test-time decoding). The shared modules (:class:`~hulk_mm.models.hulk.HulkShared`) arrive as the
+    ``shared`` argument of every call and are never stored, so ``state_dict`` holds them once.
+
+    Subclasses set the class attributes and implement ``forward(shared, inputs)`` (raw outputs of every decoder
+    layer), ``loss(shared, inputs, data_samples)`` (dict of ``loss_*`` terms) and ``predict(shared, inputs,
+    data_samples)`` (the upstream data samples with predictions).
+
+    Class attributes:
+        task: canonical task name (``hulk_mm.models.hulk.TASKS``).
+        modality: key of the shared input tokenizer the task reads (``'image'`` or ``'skeleton'``).
+        projection: key of the shared :class:`~hulk_mm.models.detokenizers.SemanticProjection` family the task's
+            semantic head uses (``'dense'``, ``'text'``), or None.
+        official_rules: (official key regex, replacement relative to ``tasks.<task>.``) pairs for the task's own
+            tensors in an official checkpoint (keys after the ``module.`` prefix); first match wins.
+    """
+
+    task: str = ''
+    modality: str = 'image'
+    projection: str | None = None
+    official_rules: tuple[tuple[str, str], ...] = ()
+
+    _by_task: dict[str, type[Pathway]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.task:
+            Pathway._by_task[cls.task] = cls
+
+    @staticmethod
+    def for_task(task: str) -> type[Pathway]:
+        """The pathway class of a task name."""
+        import hulk_mm.models.tasks  # noqa: F401  (imports every pathway module, which registers the classes)
+        if task not in Pathway._by_task:
+            raise KeyError(f'no pathway for task {task!r}; available: {sorted(Pathway._by_task)}')
+        return Pathway._by_task[task]
+
+    def semantic_projection(self, shared):
+        """The shared semantic projection of this task's family, with a clear error if the model lacks it."""
+        if self.projection not in shared.projections:
+            raise KeyError(f"task {self.task!r} needs the shared semantic projection {self.projection!r}: add "
+                           f"projections=dict({self.projection}=dict(text_dim=...)) to the model's `shared` config")
+        return shared.projections[self.projection]
