@@ -25,6 +25,16 @@ from hulk_mm.registry import MODELS
 TASKS = ('pose', 'detection', 'parsing', 'attribute', 'caption', 'skeleton_action', 'mesh')
 
 
+def task_of(name: str) -> str:
+    """The canonical task of a pathway name: the task itself (``'pose'``) or the task and a dataset joined by an
+    underscore (``'pose_coco'``, ``'pose_aic'``, ``'skeleton_action_ntu60'``), one pathway per dataset as in the
+    release recipe."""
+    for task in sorted(TASKS, key=len, reverse=True):
+        if name == task or (name.startswith(task + '_') and len(name) > len(task) + 1):
+            return task
+    raise ValueError(f'unknown task {name!r}: a pathway name is a task or <task>_<dataset>, tasks are {TASKS}')
+
+
 class HulkShared(BaseModule):
     """The modules every task shares, each built once.
 
@@ -84,14 +94,13 @@ class HulkDataPreprocessor(BaseDataPreprocessor):
       which is the batch of the only configured task (so single-task configs need no special loader).
 
     Args:
-        tasks: task name -> preprocessor config.
+        tasks: pathway name (a task, or ``<task>_<dataset>``) -> preprocessor config.
     """
 
     def __init__(self, tasks: dict[str, dict], non_blocking: bool = False):
         super().__init__(non_blocking=non_blocking)
-        unknown = set(tasks) - set(TASKS)
-        if unknown:
-            raise ValueError(f'unknown task(s) {sorted(unknown)}; tasks are {TASKS}')
+        for name in tasks:
+            task_of(name)
         self.tasks = nn.ModuleDict({task: MODELS.build(cfg) for task, cfg in tasks.items()})
 
     def forward(self, data: dict, training: bool = False) -> dict:
@@ -117,8 +126,10 @@ class Hulk(BaseModel):
 
     Args:
         shared: keyword arguments of :class:`HulkShared`.
-        tasks: canonical task name -> pathway config.
-        task_weights: task name -> loss weight (default 1.0; the release uses e.g. pose 28000).
+        tasks: pathway name -> pathway config. A name is a canonical task (``'pose'``) or ``<task>_<dataset>``
+            (``'pose_coco'``, ``'pose_aic'``: the release has one pathway per dataset, each with its own text
+            table, PE tables and head, all sharing the encoder, neck and decoder).
+        task_weights: pathway name -> loss weight (default 1.0; the release uses e.g. pose_coco 28000).
         data_preprocessor: usually :class:`HulkDataPreprocessor`.
     """
 
@@ -126,11 +137,16 @@ class Hulk(BaseModel):
                  data_preprocessor: dict | None = None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         task_weights = dict(task_weights or {})
-        unknown = (set(tasks) | set(task_weights)) - set(TASKS)
-        if unknown:
-            raise ValueError(f'unknown task(s) {sorted(unknown)}; tasks are {TASKS}')
+        for name in set(tasks) | set(task_weights):
+            task_of(name)
+        if set(task_weights) - set(tasks):
+            raise ValueError(f'task_weights for {sorted(set(task_weights) - set(tasks))} without a pathway')
         self.shared = HulkShared(**shared)
         self.tasks = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in tasks.items()})
+        for name, pathway in self.tasks.items():
+            if getattr(pathway, 'task', None) != task_of(name):
+                raise ValueError(f'pathway {name!r} is a {type(pathway).__name__} (task '
+                                 f'{getattr(pathway, "task", None)!r}), not a {task_of(name)!r} pathway')
         self.task_weights = {name: float(task_weights.get(name, 1.0)) for name in tasks}
 
     def forward(self, inputs: dict[str, Tensor], data_samples: dict[str, list] | None = None,

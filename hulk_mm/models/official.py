@@ -40,19 +40,21 @@ SHARED_RULES: tuple[tuple[str, str], ...] = (  # (official regex, hulk_mm replac
 _RESHAPE_TO_TOKEN = ('shared.tokenizers.image.type_embed', )
 
 
-def convert_official_state_dict(state_dict: dict[str, Tensor], task: str) -> dict[str, Tensor]:
+def convert_official_state_dict(state_dict: dict[str, Tensor], task: str, name: str | None = None
+                                ) -> dict[str, Tensor]:
     """Map one official task checkpoint's ``state_dict`` to :class:`~hulk_mm.models.Hulk` keys.
 
     Args:
         state_dict: official keys (with or without the leading ``module.``) -> tensors.
         task: canonical task name whose pathway rules apply to the task-specific keys.
+        name: the pathway's name in the target model (default: ``task``), e.g. ``'pose_coco'``.
 
     Returns:
         hulk_mm keys -> tensors. Keys no rule matches are dropped (see :func:`dropped_official_keys`).
     """
     from hulk_mm.models.tasks.base import Pathway
     pathway = Pathway.for_task(task)
-    rules = SHARED_RULES + tuple((pat, f'tasks.{task}.{rep}') for pat, rep in pathway.official_rules)
+    rules = SHARED_RULES + tuple((pat, f'tasks.{name or task}.{rep}') for pat, rep in pathway.official_rules)
     out = {}
     for key, value in state_dict.items():
         key = key[len('module.'):] if key.startswith('module.') else key
