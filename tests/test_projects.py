@@ -18,7 +18,7 @@ def test_hulk_backbone_in_mmpose_vitpose_recipe():
     init_default_scope('mmpose')
     from mmpose.registry import MODELS
     model = MODELS.build(cfg.model).eval()
-    assert type(model.backbone).__name__ == 'HulkViT'
+    assert type(model.backbone).__name__ == 'HulkEncoder'
     assert sum(p.numel() for p in model.backbone.encoder.blocks.parameters()) == 85_054_464
     with torch.no_grad():
         heatmaps = model(torch.rand(1, 3, 256, 192) * 255, None, mode='tensor')

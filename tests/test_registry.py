@@ -35,7 +35,7 @@ def test_hulk_backbone_inside_an_mmpose_model():
     cfg = Config.fromfile(TINY_POSE_CFG)
     init_default_scope('hulk_mm')
     model = MODELS.build(cfg.model)
-    assert type(model.backbone).__name__ == 'HulkViT'
+    assert type(model.backbone).__name__ == 'HulkEncoder'
     feats = model.extract_feat(torch.zeros(2, 3, 128, 96))
     assert feats[0].shape == (2, 128, 16, 12)
     assert DefaultScope.get_current_instance().scope_name == 'hulk_mm'

@@ -16,7 +16,7 @@ model = dict(
     # pixels are normalised by the image tokenizer, as in Hulk
     data_preprocessor=dict(type='PoseDataPreprocessor', bgr_to_rgb=True),
     backbone=dict(
-        type='hulk_mm.HulkViT',
+        type='hulk_mm.HulkEncoder',
         tokenizer=dict(img_size=(128, 96), patch_size=8, embed_dim=embed_dim),
         encoder=dict(depth=4, num_heads=4, drop_path_rate=0.1)),
     head=dict(

@@ -1,5 +1,5 @@
 """Hulk's model parts: tokenizers, shared encoder, and their use as OpenMMLab backbones."""
-from .backbone import HulkViT
+from .backbone import HulkEncoder
 from .decoder import DecoderLayer, HulkDecoder
 from .detokenizers import HeatmapDetokenizer, SemanticDetokenizer, SemanticProjection
 from .encoder import ViTEncoder
@@ -10,7 +10,7 @@ from .tasks import Pathway, PosePathway
 from .tokenizers import ImageTokenizer
 
 __all__ = [
-    'DecoderLayer', 'HeatmapDetokenizer', 'Hulk', 'HulkDataPreprocessor', 'HulkDecoder', 'HulkShared', 'HulkViT',
+    'DecoderLayer', 'HeatmapDetokenizer', 'Hulk', 'HulkDataPreprocessor', 'HulkDecoder', 'HulkShared', 'HulkEncoder',
     'ImageTokenizer', 'Pathway', 'PosePathway', 'SemanticDetokenizer', 'SemanticProjection', 'ViTEncoder',
     'VisibilityBCELoss', 'convert_official_state_dict', 'dropped_official_keys'
 ]

@@ -10,11 +10,11 @@ from hulk_mm.registry import MODELS
 
 
 @MODELS.register_module()
-class HulkViT(BaseModule):
+class HulkEncoder(BaseModule):
     """(B, 3, H, W) RGB 0-255  ->  ((B, C, H/16, W/16),), the encoder output laid out as a feature map.
 
     Use from another codebase's config with the scope prefix, e.g. inside an mmpose model
-    ``backbone=dict(type='hulk_mm.HulkViT', tokenizer=dict(img_size=(256, 192)), encoder=dict(drop_path_rate=0.3))``.
+    ``backbone=dict(type='hulk_mm.HulkEncoder', tokenizer=dict(img_size=(256, 192)), encoder=dict(drop_path_rate=0.3))``.
     The tokenizer normalises pixels itself, so the codebase's data preprocessor should not (mean/std unset).
 
     Args:

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from hulk_mm.models import HulkViT, ImageTokenizer, ViTEncoder
+from hulk_mm.models import HulkEncoder, ImageTokenizer, ViTEncoder
 from hulk_mm.models.positional import mae_pos_embed, resample_2d, sincos_1d, sincos_2d
 
 
@@ -96,7 +96,7 @@ def test_image_tokenizer_and_backbone_layout():
     with pytest.raises(ValueError, match=r'\(2, 3, 60, 48\)'):
         tok(torch.rand(2, 3, 60, 48))
 
-    backbone = HulkViT(tokenizer=dict(img_size=(64, 48), embed_dim=32), encoder=dict(depth=1, num_heads=4)).eval()
+    backbone = HulkEncoder(tokenizer=dict(img_size=(64, 48), embed_dim=32), encoder=dict(depth=1, num_heads=4)).eval()
     fmap = backbone(images)[0]
     assert fmap.shape == (2, 32, 4, 3)
     enc_out = backbone.encoder(backbone.tokenizer(images)[0])

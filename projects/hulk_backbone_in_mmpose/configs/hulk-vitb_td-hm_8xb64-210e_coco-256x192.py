@@ -9,7 +9,7 @@ model = dict(
     data_preprocessor=dict(_delete_=True, type='PoseDataPreprocessor', bgr_to_rgb=True),
     backbone=dict(
         _delete_=True,
-        type='hulk_mm.HulkViT',
+        type='hulk_mm.HulkEncoder',
         tokenizer=dict(img_size=(256, 192), patch_size=16, embed_dim=768),
         encoder=dict(depth=12, num_heads=12, drop_path_rate=0.3)))
 
