@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+import torch
 from torch import Tensor
 
 SHARED_RULES: tuple[tuple[str, str], ...] = (  # (official regex, hulk_mm replacement); first match wins
@@ -72,3 +73,79 @@ def dropped_official_keys(state_dict: dict[str, Tensor], task: str) -> list[str]
     rules = SHARED_RULES + Pathway.for_task(task).official_rules
     strip = [k[len('module.'):] if k.startswith('module.') else k for k in state_dict]
     return [k for k in strip if not any(re.match(pattern, k) for pattern, _ in rules)]
+
+
+# Official training-task index (``ckpt_task{T}_iter_newest.pth.tar``, the `tasks:` order of Hulk_vit-B.yaml) ->
+# (task, pathway name in configs/hulk/vitb.py). These are the tasks ``batch_eval.sh`` evaluates.
+RELEASE_PATHWAYS: dict[int, tuple[str, str]] = {
+    0: ('skeleton_action', 'skeleton_action'),  # NTU60/NTU120/FineGym skeletons
+    2: ('mesh', 'mesh'),                        # 3DPW, H3.6M, ...
+    4: ('detection', 'detection'),              # CrowdHuman + 5 pedestrian sets
+    5: ('attribute', 'attribute'),              # RAPv2, PA-100k, Parse27k, Market, HARDHC
+    7: ('caption', 'caption'),                  # CUHK-PEDES, ...
+    8: ('pose', 'pose_coco'),
+    9: ('pose', 'pose_aic'),
+    17: ('parsing', 'parsing_lip'),
+    18: ('parsing', 'parsing_cihp'),
+    19: ('parsing', 'parsing_h36m'),
+}
+
+
+class OfficialCheckpointMismatch(ValueError):
+    """Two official task files disagree on a tensor the official recipe shares between them."""
+
+
+def merge_official_state_dicts(state_dicts: dict[int, dict[str, Tensor]],
+                               pathways: dict[int, tuple[str, str]] | None = None) -> dict[str, Tensor]:
+    """Convert several official task files into one hulk_mm state dict.
+
+    Every tensor that more than one file maps to the same hulk_mm key (the shared encoder, tokenizer, neck, decoder,
+    semantic projections) must be bit-identical across the files: the official recipe all-reduces their gradients,
+    so a difference means a file from another run or a mis-read sharing rule.
+
+    Args:
+        state_dicts: official task index -> that file's ``state_dict``.
+        pathways: task index -> (task, pathway name); default :data:`RELEASE_PATHWAYS`.
+
+    Raises:
+        KeyError: a task index without a pathway.
+        OfficialCheckpointMismatch: a shared tensor differs; the message names the key, the two task indices and
+            the largest difference.
+    """
+    pathways = RELEASE_PATHWAYS if pathways is None else pathways
+    merged: dict[str, Tensor] = {}
+    origin: dict[str, int] = {}
+    for index in sorted(state_dicts):
+        if index not in pathways:
+            raise KeyError(f'official task {index} has no hulk_mm pathway; known: {sorted(pathways)}')
+        task, name = pathways[index]
+        for key, value in convert_official_state_dict(state_dicts[index], task, name).items():
+            if key not in merged:
+                merged[key], origin[key] = value, index
+                continue
+            if merged[key].shape != value.shape or not torch.equal(merged[key], value):
+                diff = ('shapes ' + f'{tuple(merged[key].shape)} vs {tuple(value.shape)}'
+                        if merged[key].shape != value.shape else
+                        f'max |d| {(merged[key].float() - value.float()).abs().max().item():.3e}')
+                raise OfficialCheckpointMismatch(
+                    f'{key} differs between official task {origin[key]} and task {index} ({diff}); the official '
+                    f'recipe shares it, so these files do not come from one training run')
+    return merged
+
+
+# Official modules that are dead in the released configuration (spec §1, §8.2): dropped, never reported.
+DEAD_RULES: tuple[str, ...] = (
+    r'^adapter_(dense_labeling|text)\.',              # label-side tokenizers (all label tokens are masked)
+    r'^adapter_sparse_labeling\.',                    # label side for detection / SMPL (skeleton input: mapped first)
+    r'^neck_label\.',                                 # second neck, output never used
+    r'^proj_rgb\.',                                   # pixel reconstruction head (zero loss)
+    r'^backbone_module\.global_tokens$',              # 1 x 0 x D
+    r'^decoder_module\.predictor\.(level_embed|class_embed\.|mask_embed\.)',
+    r'\.ln\.(weight|bias)$',                          # Norm2d aliases of the same parameters
+    r'^proj_sparse_labeling\.loss_fn\.smpl\.',        # licensed SMPL model buffers: loaded from local assets
+)
+
+
+def unexpected_official_keys(state_dict: dict[str, Tensor], task: str) -> list[str]:
+    """Official keys that are neither converted for ``task`` nor known to be dead."""
+    return [k for k in dropped_official_keys(state_dict, task) if not any(re.search(p, k) for p in DEAD_RULES)]
