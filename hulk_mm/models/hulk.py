@@ -147,7 +147,26 @@ class Hulk(BaseModel):
             if getattr(pathway, 'task', None) != task_of(name):
                 raise ValueError(f'pathway {name!r} is a {type(pathway).__name__} (task '
                                  f'{getattr(pathway, "task", None)!r}), not a {task_of(name)!r} pathway')
+        self._share_within_task_groups()
         self.task_weights = {name: float(task_weights.get(name, 1.0)) for name in tasks}
+
+    def _share_within_task_groups(self):
+        """Make each ``group_shared`` attribute one object across the pathways of a task (first pathway's wins)."""
+        first: dict[str, nn.Module] = {}
+        for name, pathway in self.tasks.items():
+            owner = first.setdefault(pathway.task, pathway)
+            if owner is pathway:
+                continue
+            for attr in pathway.group_shared:
+                mine, theirs = getattr(pathway, attr), getattr(owner, attr)
+                shapes = [tuple(t.shape) for t in (mine.state_dict().values() if isinstance(mine, nn.Module)
+                                                   else [mine])]
+                owner_shapes = [tuple(t.shape) for t in (theirs.state_dict().values()
+                                                         if isinstance(theirs, nn.Module) else [theirs])]
+                if shapes != owner_shapes:
+                    raise ValueError(f'pathways of task {pathway.task!r} share `{attr}`, but {name!r} builds it '
+                                     f'with shapes {shapes} and the first one with {owner_shapes}')
+                setattr(pathway, attr, theirs)
 
     def forward(self, inputs: dict[str, Tensor], data_samples: dict[str, list] | None = None,
                 mode: str = 'tensor'):

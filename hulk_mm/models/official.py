@@ -130,7 +130,28 @@ def merge_official_state_dicts(state_dicts: dict[int, dict[str, Tensor]],
                 raise OfficialCheckpointMismatch(
                     f'{key} differs between official task {origin[key]} and task {index} ({diff}); the official '
                     f'recipe shares it, so these files do not come from one training run')
+    _check_group_shared(merged, {index: pathways[index] for index in state_dicts})
     return merged
+
+
+def _check_group_shared(merged: dict[str, Tensor], pathways: dict[int, tuple[str, str]]):
+    """Pathways of one task share their ``group_shared`` tensors (e.g. the modality indicator): their files must
+    agree on them too."""
+    from hulk_mm.models.tasks.base import Pathway
+    first: dict[str, tuple[int, str]] = {}
+    for index, (task, name) in sorted(pathways.items()):
+        if task not in first:
+            first[task] = (index, name)
+            continue
+        owner_index, owner = first[task]
+        for attr in Pathway.for_task(task).group_shared:
+            prefix = f'tasks.{name}.{attr}'
+            for key in [k for k in merged if k == prefix or k.startswith(prefix + '.')]:
+                ref = merged.get(f'tasks.{owner}.{key[len(f"tasks.{name}."):]}')
+                if ref is not None and (ref.shape != merged[key].shape or not torch.equal(ref, merged[key])):
+                    raise OfficialCheckpointMismatch(
+                        f'{key} differs from tasks.{owner}.{key[len(f"tasks.{name}."):]} (official tasks {index} '
+                        f'and {owner_index}); the official recipe shares `{attr}` within the {task} group')
 
 
 # Official modules that are dead in the released configuration (spec §1, §8.2): dropped, never reported.

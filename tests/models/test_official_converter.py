@@ -39,7 +39,7 @@ def official_task_files(meta, folder, perturb_shared=False):
     sd9 = official_layout_state_dict(meta['keys'], seed=1)
     shared = [k for k in sd8 if convert_official_state_dict({k: sd8[k]}, 'pose').keys() and
               next(iter(convert_official_state_dict({k: sd8[k]}, 'pose'))).startswith('shared.')]
-    for k in shared:
+    for k in shared + ['decoder_module.predictor.mask_token']:  # + the pose group's modality indicator
         sd9[k] = sd8[k].clone()
     if perturb_shared:
         sd9['backbone_module.blocks.1.mlp.fc2.weight'][0, 0] += 0.5
@@ -82,6 +82,18 @@ def test_converts_task_files_into_one_strict_loading_weights_file(meta, tmp_path
     assert torch.equal(model.tasks['pose_aic'].detokenizer.semantic.text_features,
                        sd9['proj_dense_labeling.text_features'])
     assert torch.equal(model.shared.neck.weight, sd8['neck_patch.mask_map.0.weight'])
+    assert model.tasks['pose_coco'].indicator is model.tasks['pose_aic'].indicator
+
+
+def test_group_shared_indicator_mismatch_is_refused(meta, tmp_path):
+    official_task_files(meta, tmp_path)
+    path = tmp_path / 'ckpt_task9_iter_newest.pth.tar'
+    ckpt = torch.load(path, weights_only=True)
+    ckpt['state_dict']['module.decoder_module.predictor.mask_token'] += 1
+    torch.save(ckpt, path)
+    with pytest.raises(OfficialCheckpointMismatch, match=r'tasks\.pose_aic\.indicator differs from '
+                                                         r'tasks\.pose_coco\.indicator \(official tasks 9 and 8\)'):
+        load_tool().convert([str(tmp_path)], str(tmp_path / 'o.pth'))
 
 
 def test_shared_tensor_mismatch_names_key_and_tasks(meta, tmp_path):

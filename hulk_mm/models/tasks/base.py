@@ -21,14 +21,19 @@ class Pathway(BaseModule):
         modality: key of the shared input tokenizer the task reads (``'image'`` or ``'skeleton'``).
         projection: key of the shared :class:`~hulk_mm.models.detokenizers.SemanticProjection` family the task's
             semantic head uses (``'dense'``, ``'text'``), or None.
-        official_rules: (official key regex, replacement relative to ``tasks.<task>.``) pairs for the task's own
+        official_rules: (official key regex, replacement relative to ``tasks.<name>.``) pairs for the task's own
             tensors in an official checkpoint (keys after the ``module.`` prefix); first match wins.
+        group_shared: attributes (parameters or sub-modules) that every pathway of the same task shares, as the
+            official ``share_modality_group`` does (the modality indicator; parsing's upsampler; ...). With
+            several pathways of one task (``pose_coco``, ``pose_aic``) :class:`~hulk_mm.models.Hulk` makes them one
+            object; ``state_dict`` then lists it under each pathway name, always with equal values.
     """
 
     task: str = ''
     modality: str = 'image'
     projection: str | None = None
     official_rules: tuple[tuple[str, str], ...] = ()
+    group_shared: tuple[str, ...] = ()
 
     _by_task: dict[str, type[Pathway]] = {}
 

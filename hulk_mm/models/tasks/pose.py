@@ -50,6 +50,7 @@ class PosePathway(Pathway):
 
     task = 'pose'
     projection = 'dense'
+    group_shared = ('indicator', )
     official_rules = (
         (r'^decoder_module\.predictor\.mask_token$', 'indicator'),
         (r'^decoder_module\.predictor\.(query_embed_patch|query_embed_label)$', r'\1'),
