@@ -12,9 +12,14 @@ class Pathway(BaseModule):
     losses, test-time decoding). The shared modules (:class:`~hulk_mm.models.hulk.HulkShared`) arrive as the
     ``shared`` argument of every call and are never stored, so ``state_dict`` holds them once.
 
-    Subclasses set the class attributes and implement ``forward(shared, inputs)`` (raw outputs of every decoder
-    layer), ``loss(shared, inputs, data_samples)`` (dict of ``loss_*`` terms) and ``predict(shared, inputs,
-    data_samples)`` (the upstream data samples with predictions).
+    Subclasses set the class attributes and implement
+
+    * ``forward(shared, inputs)``: raw outputs of every decoder layer (last = final);
+    * ``loss(shared, inputs, data_samples)``: dict of ``loss_*`` terms;
+    * ``infer(shared, inputs)``: the test-time network forward (last layer, no test-time augmentation, no decoding
+      to data samples) — what ``predict`` builds on and what the FLOP count and speed benchmark measure;
+    * ``predict(shared, inputs, data_samples)``: the upstream data samples with predictions;
+    * ``example_inputs(shared, batch_size)``: random inputs of the release geometry for ``infer``.
 
     Class attributes:
         task: canonical task name (``hulk_mm.models.hulk.TASKS``).

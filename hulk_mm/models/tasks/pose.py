@@ -102,6 +102,15 @@ class PosePathway(Pathway):
         projection = self.semantic_projection(shared)
         return [self.detokenizer(tokens, projection) for tokens in self.label_outputs(shared, images)]
 
+    def infer(self, shared, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Test-time forward, last decoder layer only: (B, 3, H, W) -> heatmaps (B, K, 4h, 4w), visibility (B, K)."""
+        return self.detokenizer(self.label_outputs(shared, images)[-1], self.semantic_projection(shared))
+
+    def example_inputs(self, shared, batch_size: int = 1) -> Tensor:
+        """Random person crops of the task's fixed size, (B, 3, H, W) in 0-255."""
+        patch = shared.tokenizers[self.modality].patch_size
+        return torch.rand(batch_size, 3, self.grid[0] * patch, self.grid[1] * patch) * 255
+
     def loss(self, shared, images: Tensor, data_samples: list) -> dict[str, Tensor]:
         """Heatmap MSE + weighted visibility BCE, each summed over all decoder layers.
 
@@ -123,10 +132,9 @@ class PosePathway(Pathway):
         (1, K) from the heatmaps (what CocoMetric rescores with), ``keypoints_visible`` (1, K) = sigmoid of the
         visibility logits of the unflipped pass, and the sample's ``bboxes`` / ``bbox_scores``.
         """
-        projection = self.semantic_projection(shared)
-        heatmaps, visibility = self.detokenizer(self.label_outputs(shared, images)[-1], projection)
+        heatmaps, visibility = self.infer(shared, images)
         if self.flip_test:
-            flipped, _ = self.detokenizer(self.label_outputs(shared, images.flip(-1))[-1], projection)
+            flipped, _ = self.infer(shared, images.flip(-1))
             flipped = flip_heatmaps(flipped, flip_indices=data_samples[0].metainfo['flip_indices'],
                                     flip_mode='heatmap', shift_heatmap=self.shift_heatmap)
             heatmaps = (heatmaps + flipped) * 0.5
