@@ -6,7 +6,8 @@ Parameters are counted per part (encoder blocks, tokenizers, neck, decoder layer
 each pathway's own). MACs come from MMEngine's ``FlopAnalyzer`` (jit trace; one multiply-add counts as one) on each
 pathway's ``infer`` with ``example_inputs`` (the release geometry: crops for pose/parsing/attributes/caption/mesh,
 the detection pathway's example image, skeleton clips), plus a handle for
-``scaled_dot_product_attention`` (QK^T and attention x V), which the analyzer does not know. Text tables are seeded
+``scaled_dot_product_attention`` (QK^T and attention x V), which the analyzer does not know. LayerNorms count 5
+per element (the analyzer's rule); activations and additions are not counted. Text tables are seeded
 stand-ins (values do not change counts).
 """
 from __future__ import annotations
@@ -87,7 +88,7 @@ def main(argv=None):
             total = analyzer.total()
             encoder = analyzer.by_module().get('model.shared.encoder', 0)
             decoder = analyzer.by_module().get('model.shared.decoder', 0)
-        print(f'  {name:22s} {total / 1e9:9.2f}   (encoder {encoder / 1e9:.2f}, decoder {decoder / 1e9:.2f}; '
+        print(f'  {name:22s} {total / 1e9:9.3f}   (encoder {encoder / 1e9:.3f}, decoder {decoder / 1e9:.3f}; '
               f'inputs {shapes})')
 
 
