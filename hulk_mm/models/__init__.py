@@ -6,11 +6,14 @@ from .encoder import ViTEncoder
 from .hulk import Hulk, HulkDataPreprocessor, HulkShared
 from .official import convert_official_state_dict, dropped_official_keys
 from .losses import VisibilityBCELoss
+from .necks import HulkSimpleFPN
+from .pretrained import load_encoder_weights, mae_to_hulk_state_dict
 from .tasks import Pathway, PosePathway
 from .tokenizers import ImageTokenizer
 
 __all__ = [
-    'DecoderLayer', 'HeatmapDetokenizer', 'Hulk', 'HulkDataPreprocessor', 'HulkDecoder', 'HulkShared', 'HulkEncoder',
+    'DecoderLayer', 'HeatmapDetokenizer', 'Hulk', 'HulkDataPreprocessor', 'HulkDecoder', 'HulkShared', 'HulkEncoder', 'HulkSimpleFPN',
     'ImageTokenizer', 'Pathway', 'PosePathway', 'SemanticDetokenizer', 'SemanticProjection', 'ViTEncoder',
-    'VisibilityBCELoss', 'convert_official_state_dict', 'dropped_official_keys'
+    'VisibilityBCELoss', 'convert_official_state_dict', 'dropped_official_keys',
+    'load_encoder_weights', 'mae_to_hulk_state_dict'
 ]

@@ -82,7 +82,9 @@ class ViTEncoder(BaseModule):
         qkv_bias: bias on the qkv projection.
         drop_path_rate: stochastic depth, rising linearly from 0 to this rate over the blocks.
         with_cp: activation checkpointing of every block while training (memory only; outputs unchanged).
-        init_cfg: e.g. ``dict(type='Pretrained', checkpoint='mae_pretrain_vit_base.pth')`` (loaded weights-only).
+        init_cfg: MMEngine init config. MAE / hulk_mm weights files hold the encoder under other prefixes: load
+            them through ``HulkEncoder`` / ``HulkShared``'s ``init_cfg`` or
+            :func:`hulk_mm.models.pretrained.load_encoder_weights`, which map the keys.
     """
 
     def __init__(self, embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,

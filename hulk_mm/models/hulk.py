@@ -20,6 +20,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel, BaseModule
 from torch import Tensor
 
 from hulk_mm.models.detokenizers.semantic import SemanticProjection
+from hulk_mm.models.pretrained import init_weights_with_pretrained
 from hulk_mm.registry import MODELS
 
 TASKS = ('pose', 'detection', 'parsing', 'attribute', 'caption', 'skeleton_action', 'mesh')
@@ -45,6 +46,9 @@ class HulkShared(BaseModule):
         projections: semantic family (``'dense'``: pose, parsing; ``'text'``: attribute, skeleton action,
             caption) -> keyword arguments of :class:`SemanticProjection` (``text_dim``); the ``patch_proj`` /
             ``class_proj`` pair every semantic head of the family shares.
+        init_cfg: e.g. ``dict(type='Pretrained', checkpoint='mae_pretrain_vit_base.pth')``: the encoder and the
+            image patch conv from an MAE checkpoint (as the release initialises them), or from a hulk_mm weights
+            file (keys under ``prefix``, default ``'shared.'``); see :mod:`hulk_mm.models.pretrained`.
     """
 
     def __init__(self, tokenizers: dict[str, dict], encoder: dict, decoder: dict,
@@ -62,6 +66,9 @@ class HulkShared(BaseModule):
         self.neck = nn.Linear(self.encoder.embed_dim, self.decoder.embed_dim)
         nn.init.xavier_uniform_(self.neck.weight)  # official MAEdecoder_proj_neck init
         nn.init.zeros_(self.neck.bias)
+
+    def init_weights(self):
+        init_weights_with_pretrained(self, super().init_weights, default_prefix='shared.')
 
     def encode(self, modality: str, inputs: Tensor, pad_mask: Tensor | None = None, **tokenizer_kwargs) -> Tensor:
         """Tokenize, encode and project to the decoder width: (B, ...) -> (B, P, d).
