@@ -164,6 +164,8 @@ DEAD_RULES: tuple[str, ...] = (
     r'^decoder_module\.predictor\.(level_embed|class_embed\.|mask_embed\.)',
     r'\.ln\.(weight|bias)$',                          # Norm2d aliases of the same parameters
     r'^proj_sparse_labeling\.loss_fn\.smpl\.',        # licensed SMPL model buffers: loaded from local assets
+    r'^decoder_module\.predictor\.query_embed_label$',  # detection: its label PE comes from query_embed_patch
+    r'^proj_sparse_labeling\.post_mul_norm\.',          # detection: scalar affine instead; SMPL: unused branch
 )
 
 

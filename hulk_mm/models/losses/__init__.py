@@ -1,5 +1,6 @@
 """Losses that upstream lacks. The pose heatmap MSE is mmpose's ``KeypointMSELoss(use_target_weight=True)``: it is
 exactly Hulk's "mean over all elements of (pred - target)^2 * target_weight"."""
+from .detection import DetectionSetLoss
 from .visibility import VisibilityBCELoss
 
-__all__ = ['VisibilityBCELoss']
+__all__ = ['DetectionSetLoss', 'VisibilityBCELoss']

@@ -1,13 +1,68 @@
-"""Image tokenizer: normalise, 16x16 patch conv, fixed sin-cos PE of the task grid, learned type embedding."""
+"""Image tokenizer: normalise, 16x16 patch conv, fixed sin-cos PE of the task grid, learned type embedding.
+
+Batches of images of different sizes (detection) are padded bottom/right; :func:`valid_grids` and
+:func:`grid_padding_mask` describe which tokens are image and which padding, and :func:`resample_2d_per_image`
+gives each image the position table of its own valid grid (official ``interpolate_with_nomask``, used by both the
+tokenizer PE and the detection decoder PE).
+"""
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from hulk_mm.models.positional import mae_pos_embed, resample_2d
 from hulk_mm.registry import MODELS
+
+
+def valid_grids(valid_hw: Sequence[Sequence[int]], patch_size: int) -> list[tuple[int, int]]:
+    """Token grid covered by each image's valid (unpadded) pixels: (ceil(h / p), ceil(w / p)).
+
+    A token counts as image as soon as its top-left pixel is (the official padding mask is downsampled to the token
+    grid by nearest interpolation, which reads exactly that pixel), so the last row/column of a size that is not a
+    multiple of the patch is image, partly filled with padding.
+    """
+    return [(-(-int(h) // patch_size), -(-int(w) // patch_size)) for h, w in valid_hw]
+
+
+def grid_padding_mask(grids: Sequence[tuple[int, int]], grid: tuple[int, int],
+                      device: torch.device | str) -> Tensor:
+    """(B, H*W) bool, True = padding token, for valid grids placed top-left in an (H, W) token grid."""
+    sizes = torch.as_tensor(grids, device=device)
+    rows = torch.arange(grid[0], device=device)[None, :, None] >= sizes[:, 0, None, None]
+    cols = torch.arange(grid[1], device=device)[None, None, :] >= sizes[:, 1, None, None]
+    return (rows | cols).flatten(1)
+
+
+def resample_2d_per_image(table: Tensor, src_hw: tuple[int, int], grid: tuple[int, int],
+                          grids: Sequence[tuple[int, int]]) -> Tensor:
+    """Position table per image of a padded batch (official ``interpolate_with_nomask``).
+
+    The (H_src * W_src, C) table is resampled bicubically to the padded grid; then, per image, that padded-grid table
+    is resampled again to the image's valid grid and written into its top-left corner. Padding positions keep the
+    padded-grid values (they only reach padding tokens).
+
+    Args:
+        table: (H_src * W_src, C) row-major table.
+        src_hw: its grid.
+        grid: (H, W) padded token grid of the batch.
+        grids: per image its valid token grid (h_i <= H, w_i <= W).
+
+    Returns:
+        (B, H * W, C).
+    """
+    c = table.shape[-1]
+    padded = resample_2d(table, src_hw, grid).reshape(grid[0], grid[1], c).permute(2, 0, 1)  # (C, H, W)
+    out = padded.expand(len(grids), -1, -1, -1).clone()
+    for i, (h, w) in enumerate(grids):
+        if (h, w) != tuple(grid):  # bicubic resampling to the same size is the identity
+            out[i, :, :h, :w] = F.interpolate(padded[None].float(), size=(h, w), mode='bicubic',
+                                              align_corners=False)[0].to(table.dtype)
+    return out.flatten(2).transpose(1, 2)
 
 
 @MODELS.register_module()
@@ -17,6 +72,11 @@ class ImageTokenizer(BaseModule):
     The position table is MAE's 14x14 sin-cos grid resampled bicubically to ``img_size / patch_size`` and kept
     fixed (a persistent buffer, so it travels with the weights). Inputs whose grid differs from the table's are
     given the table resampled to their grid.
+
+    A padded batch of images of different sizes (detection) passes ``valid_hw``: the pixels outside each image's
+    valid region are set to the normalisation mean (0 after normalising, whatever the padding value was), and each
+    image gets the table resampled to its own valid grid (:func:`resample_2d_per_image`), as the official RGB adapter
+    with ``round_padding`` and ``test_pos_mode: interpolate_with_nomask`` does.
 
     Args:
         img_size: (H, W) the PE table is built for.
@@ -40,10 +100,13 @@ class ImageTokenizer(BaseModule):
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
+    def forward(self, images: Tensor, valid_hw: Sequence[Sequence[int]] | None = None
+                ) -> tuple[Tensor, tuple[int, int]]:
         """
         Args:
             images: (B, 3, H, W) float RGB, 0-255, H and W multiples of the patch size.
+            valid_hw: optional per image (h, w) of its valid pixels, placed top-left (mmdet ``img_shape``); the rest
+                is padding. None: every pixel is valid.
 
         Returns:
             tokens (B, H/p * W/p, C) and the token grid (H/p, W/p).
@@ -52,7 +115,21 @@ class ImageTokenizer(BaseModule):
         if images.dim() != 4 or images.shape[1] != 3 or h % self.patch_size or w % self.patch_size:
             raise ValueError(f'ImageTokenizer expects (B, 3, H, W) with H, W multiples of {self.patch_size}, '
                              f'got {tuple(images.shape)}')
-        x = self.proj((images - self.mean) / self.std)
+        x = (images - self.mean) / self.std
+        if valid_hw is not None:
+            self._check_valid_hw(valid_hw, images.shape)
+            x = x * ~grid_padding_mask(valid_hw, (h, w), x.device).view(-1, 1, h, w)
+        x = self.proj(x)
         grid = tuple(x.shape[-2:])
-        pos = resample_2d(self.pos_embed[0], self.grid, grid)
+        if valid_hw is None:
+            pos = resample_2d(self.pos_embed[0], self.grid, grid)
+        else:
+            pos = resample_2d_per_image(self.pos_embed[0], self.grid, grid, valid_grids(valid_hw, self.patch_size))
         return x.flatten(2).transpose(1, 2) + pos + self.type_embed, grid
+
+    @staticmethod
+    def _check_valid_hw(valid_hw, shape):
+        b, _, h, w = shape
+        if len(valid_hw) != b or any(not (0 < vh <= h and 0 < vw <= w) for vh, vw in valid_hw):
+            raise ValueError(f'valid_hw must give one (h, w) with 0 < h <= {h}, 0 < w <= {w} per image of the '
+                             f'batch of {b}, got {list(valid_hw)}')
