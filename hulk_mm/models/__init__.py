@@ -8,11 +8,11 @@ from .official import convert_official_state_dict, dropped_official_keys
 from .losses import DetectionSetLoss, VisibilityBCELoss
 from .necks import HulkSimpleFPN
 from .pretrained import load_encoder_weights, mae_to_hulk_state_dict
-from .tasks import DetectionPathway, Pathway, PosePathway
-from .tokenizers import ImageTokenizer
+from .tasks import CaptionPathway, DetectionPathway, Pathway, PosePathway
+from .tokenizers import CaptionVocabulary, CaptionWordEmbedding, ImageTokenizer
 
 __all__ = [
-    'BoxDetokenizer', 'DecoderLayer', 'DetectionPathway', 'DetectionSetLoss', 'HeatmapDetokenizer', 'Hulk', 'HulkDataPreprocessor', 'HulkDecoder', 'HulkShared', 'HulkEncoder', 'HulkSimpleFPN',
+    'BoxDetokenizer', 'CaptionPathway', 'CaptionVocabulary', 'CaptionWordEmbedding', 'DecoderLayer', 'DetectionPathway', 'DetectionSetLoss', 'HeatmapDetokenizer', 'Hulk', 'HulkDataPreprocessor', 'HulkDecoder', 'HulkShared', 'HulkEncoder', 'HulkSimpleFPN',
     'ImageTokenizer', 'Pathway', 'PosePathway', 'SemanticDetokenizer', 'SemanticProjection', 'ViTEncoder',
     'VisibilityBCELoss', 'convert_official_state_dict', 'dropped_official_keys',
     'load_encoder_weights', 'mae_to_hulk_state_dict'

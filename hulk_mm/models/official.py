@@ -119,6 +119,7 @@ def merge_official_state_dicts(state_dicts: dict[int, dict[str, Tensor]],
         if index not in pathways:
             raise KeyError(f'official task {index} has no hulk_mm pathway; known: {sorted(pathways)}')
         task, name = pathways[index]
+        _check_twins(state_dicts[index], task, index)
         for key, value in convert_official_state_dict(state_dicts[index], task, name).items():
             if key not in merged:
                 merged[key], origin[key] = value, index
@@ -132,6 +133,18 @@ def merge_official_state_dicts(state_dicts: dict[int, dict[str, Tensor]],
                     f'recipe shares it, so these files do not come from one training run')
     _check_group_shared(merged, {index: pathways[index] for index in state_dicts})
     return merged
+
+
+def _check_twins(state_dict: dict[str, Tensor], task: str, index: int):
+    """Official keys of one file that store the same tensor twice (``Pathway.official_twins``) must agree."""
+    from hulk_mm.models.tasks.base import Pathway
+    strip = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state_dict.items()}
+    for dropped, kept in Pathway.for_task(task).official_twins:
+        if dropped in strip and kept in strip:
+            a, b = strip[dropped], strip[kept]
+            if a.numel() != b.numel() or not torch.equal(a.reshape(b.shape), b):
+                raise OfficialCheckpointMismatch(f'official task {index}: {dropped} and {kept} should hold the same '
+                                                 f'table but differ')
 
 
 def _check_group_shared(merged: dict[str, Tensor], pathways: dict[int, tuple[str, str]]):
@@ -165,6 +178,7 @@ DEAD_RULES: tuple[str, ...] = (
     r'\.ln\.(weight|bias)$',                          # Norm2d aliases of the same parameters
     r'^proj_sparse_labeling\.loss_fn\.smpl\.',        # licensed SMPL model buffers: loaded from local assets
     r'^decoder_module\.predictor\.query_embed_label$',  # detection: its label PE comes from query_embed_patch
+    r'^decoder_module\.predictor\.mask_token(_buffer)?$',  # caption: unused V x D parameter; twin word table
     r'^proj_sparse_labeling\.post_mul_norm\.',          # detection: scalar affine instead; SMPL: unused branch
 )
 

@@ -32,6 +32,8 @@ class Pathway(BaseModule):
             official ``share_modality_group`` does (the modality indicator; parsing's upsampler; ...). With
             several pathways of one task (``pose_coco``, ``pose_aic``) :class:`~hulk_mm.models.Hulk` makes them one
             object; ``state_dict`` then lists it under each pathway name, always with equal values.
+        official_twins: (dropped key, kept key) pairs of official keys that hold the same tensor in one official file
+            (caption's vocabulary table is stored twice); the converter checks they are equal.
     """
 
     task: str = ''
@@ -39,6 +41,7 @@ class Pathway(BaseModule):
     projection: str | None = None
     official_rules: tuple[tuple[str, str], ...] = ()
     group_shared: tuple[str, ...] = ()
+    official_twins: tuple[tuple[str, str], ...] = ()
 
     _by_task: dict[str, type[Pathway]] = {}
 
