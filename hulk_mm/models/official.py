@@ -55,7 +55,8 @@ def convert_official_state_dict(state_dict: dict[str, Tensor], task: str, name: 
     """
     from hulk_mm.models.tasks.base import Pathway
     pathway = Pathway.for_task(task)
-    rules = SHARED_RULES + tuple((pat, f'tasks.{name or task}.{rep}') for pat, rep in pathway.official_rules)
+    rules = (SHARED_RULES + pathway.official_shared_rules
+             + tuple((pat, f'tasks.{name or task}.{rep}') for pat, rep in pathway.official_rules))
     out = {}
     for key, value in state_dict.items():
         key = key[len('module.'):] if key.startswith('module.') else key
@@ -70,7 +71,8 @@ def convert_official_state_dict(state_dict: dict[str, Tensor], task: str, name: 
 def dropped_official_keys(state_dict: dict[str, Tensor], task: str) -> list[str]:
     """The official keys :func:`convert_official_state_dict` drops for ``task`` (the dead modules)."""
     from hulk_mm.models.tasks.base import Pathway
-    rules = SHARED_RULES + Pathway.for_task(task).official_rules
+    pathway = Pathway.for_task(task)
+    rules = SHARED_RULES + pathway.official_shared_rules + pathway.official_rules
     strip = [k[len('module.'):] if k.startswith('module.') else k for k in state_dict]
     return [k for k in strip if not any(re.match(pattern, k) for pattern, _ in rules)]
 
@@ -185,4 +187,6 @@ DEAD_RULES: tuple[str, ...] = (
 
 def unexpected_official_keys(state_dict: dict[str, Tensor], task: str) -> list[str]:
     """Official keys that are neither converted for ``task`` nor known to be dead."""
-    return [k for k in dropped_official_keys(state_dict, task) if not any(re.search(p, k) for p in DEAD_RULES)]
+    from hulk_mm.models.tasks.base import Pathway
+    dead = DEAD_RULES + Pathway.for_task(task).official_dead_rules
+    return [k for k in dropped_official_keys(state_dict, task) if not any(re.search(p, k) for p in dead)]

@@ -1,7 +1,13 @@
 """Task pathways: what is task-specific about each Hulk task, and nothing else."""
 from .base import Pathway
+from .attribute import AttributePathway
 from .caption import CaptionPathway
+from .class_query import ClassQueryPathway
 from .detection import DetectionPathway
 from .pose import PosePathway
+from .skeleton_action import SkeletonActionPathway
 
-__all__ = ['CaptionPathway', 'DetectionPathway', 'Pathway', 'PosePathway']
+__all__ = [
+    'AttributePathway', 'CaptionPathway', 'ClassQueryPathway', 'DetectionPathway', 'Pathway', 'PosePathway',
+    'SkeletonActionPathway'
+]

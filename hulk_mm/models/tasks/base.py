@@ -28,6 +28,13 @@ class Pathway(BaseModule):
             semantic head uses (``'dense'``, ``'text'``), or None.
         official_rules: (official key regex, replacement relative to ``tasks.<name>.``) pairs for the task's own
             tensors in an official checkpoint (keys after the ``module.`` prefix); first match wins.
+        official_shared_rules: (official key regex, absolute hulk_mm key) pairs for tensors of shared modules that
+            only this task's checkpoints hold live, tried after ``SHARED_RULES`` and before ``official_rules``
+            (skeleton action: its input tokenizer ``adapter_sparse_labeling``; the detection and mesh files use that
+            name for a dead label tokenizer, so it cannot be a rule of every task).
+        official_dead_rules: regexes of official keys that are dead in this task's checkpoints although other tasks
+            map them (skeleton action: ``proj_sparse_labeling``, its zero-loss patch projector, is the detection and
+            mesh head); added to ``DEAD_RULES`` by :func:`~hulk_mm.models.official.unexpected_official_keys`.
         group_shared: attributes (parameters or sub-modules) that every pathway of the same task shares, as the
             official ``share_modality_group`` does (the modality indicator; parsing's upsampler; ...). With
             several pathways of one task (``pose_coco``, ``pose_aic``) :class:`~hulk_mm.models.Hulk` makes them one
@@ -40,6 +47,8 @@ class Pathway(BaseModule):
     modality: str = 'image'
     projection: str | None = None
     official_rules: tuple[tuple[str, str], ...] = ()
+    official_shared_rules: tuple[tuple[str, str], ...] = ()
+    official_dead_rules: tuple[str, ...] = ()
     group_shared: tuple[str, ...] = ()
     official_twins: tuple[tuple[str, str], ...] = ()
 
