@@ -26,7 +26,7 @@ model = dict(
         # pixels stay 0-255: the image tokenizer normalises, as in Hulk
         tasks=dict(pose=dict(type='PoseDataPreprocessor', bgr_to_rgb=True, _scope_='mmpose'))),
     shared=dict(
-        tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(128, 96), patch_size=8, embed_dim=encoder_dim)),
+        tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=8, embed_dim=encoder_dim)),
         encoder=dict(type='ViTEncoder', embed_dim=encoder_dim, depth=4, num_heads=4, drop_path_rate=0.1),
         decoder=dict(type='HulkDecoder', embed_dim=decoder_dim, depth=9, num_heads=4, ffn_dim=512),
         projections=dict(dense=dict(text_dim=384))),

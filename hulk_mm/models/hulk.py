@@ -14,6 +14,8 @@ never reaches a model's own ``train_step``.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn as nn
 from mmengine.model import BaseDataPreprocessor, BaseModel, BaseModule
@@ -149,13 +151,24 @@ class Hulk(BaseModel):
         if set(task_weights) - set(tasks):
             raise ValueError(f'task_weights for {sorted(set(task_weights) - set(tasks))} without a pathway')
         self.shared = HulkShared(**shared)
-        self.tasks = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in tasks.items()})
+        self.tasks = nn.ModuleDict({name: MODELS.build(self._with_widths(cfg)) for name, cfg in tasks.items()})
         for name, pathway in self.tasks.items():
             if getattr(pathway, 'task', None) != task_of(name):
                 raise ValueError(f'pathway {name!r} is a {type(pathway).__name__} (task '
                                  f'{getattr(pathway, "task", None)!r}), not a {task_of(name)!r} pathway')
         self._share_within_task_groups()
         self.task_weights = {name: float(task_weights.get(name, 1.0)) for name in tasks}
+
+    def _with_widths(self, cfg: dict) -> dict:
+        """A pathway config with ``embed_dim`` (decoder width d) and ``input_dim`` (encoder width D) filled in from
+        the shared modules where the pathway takes them and the config leaves them out."""
+        cfg = dict(cfg)
+        cls = MODELS.get(cfg['type']) if isinstance(cfg.get('type'), str) else cfg.get('type')
+        params = inspect.signature(cls.__init__).parameters if cls is not None else {}
+        for key, value in (('embed_dim', self.shared.decoder.embed_dim), ('input_dim', self.shared.encoder.embed_dim)):
+            if key in params:
+                cfg.setdefault(key, value)
+        return cfg
 
     def _share_within_task_groups(self):
         """Make each ``group_shared`` attribute one object across the pathways of a task (first pathway's wins)."""

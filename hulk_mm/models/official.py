@@ -17,7 +17,6 @@ from torch import Tensor
 SHARED_RULES: tuple[tuple[str, str], ...] = (  # (official regex, hulk_mm replacement); first match wins
     (r'^backbone_module\.(blocks\.\d+\..*|norm\..*)$', r'shared.encoder.\1'),
     (r'^adapter_rgb\.(proj\.(weight|bias))$', r'shared.tokenizers.image.\1'),
-    (r'^adapter_rgb\.pos_embed$', r'shared.tokenizers.image.pos_embed'),
     (r'^adapter_rgb\.type_embed\.weight$', r'shared.tokenizers.image.type_embed'),
     (r'^neck_patch\.mask_map\.0\.(weight|bias)$', r'shared.neck.\1'),
     (r'^decoder_module\.predictor\.transformer_self_attention_layers\.(\d+)\.self_attn\.in_proj_(weight|bias)$',
@@ -37,6 +36,9 @@ SHARED_RULES: tuple[tuple[str, str], ...] = (  # (official regex, hulk_mm replac
     (r'^proj_text\.(patch_proj|class_proj)\.weight$', r'shared.projections.text.\1.weight'),
 )
 
+# Every image task stores its own image-tokenizer position table; each pathway holds its own (Pathway.pos_embed).
+IMAGE_TABLE_RULE = (r'^adapter_rgb\.pos_embed$', 'pos_embed')
+
 # Official tensors stored as (1, D) whose hulk_mm counterpart is (1, 1, D).
 _RESHAPE_TO_TOKEN = ('shared.tokenizers.image.type_embed', )
 
@@ -55,8 +57,9 @@ def convert_official_state_dict(state_dict: dict[str, Tensor], task: str, name: 
     """
     from hulk_mm.models.tasks.base import Pathway
     pathway = Pathway.for_task(task)
+    own = pathway.official_rules + ((IMAGE_TABLE_RULE, ) if pathway.input_table else ())
     rules = (SHARED_RULES + pathway.official_shared_rules
-             + tuple((pat, f'tasks.{name or task}.{rep}') for pat, rep in pathway.official_rules))
+             + tuple((pat, f'tasks.{name or task}.{rep}') for pat, rep in own))
     out = {}
     for key, value in state_dict.items():
         key = key[len('module.'):] if key.startswith('module.') else key
@@ -72,7 +75,7 @@ def dropped_official_keys(state_dict: dict[str, Tensor], task: str) -> list[str]
     """The official keys :func:`convert_official_state_dict` drops for ``task`` (the dead modules)."""
     from hulk_mm.models.tasks.base import Pathway
     pathway = Pathway.for_task(task)
-    rules = SHARED_RULES + pathway.official_shared_rules + pathway.official_rules
+    rules = SHARED_RULES + pathway.official_shared_rules + pathway.official_rules + (IMAGE_TABLE_RULE, )
     strip = [k[len('module.'):] if k.startswith('module.') else k for k in state_dict]
     return [k for k in strip if not any(re.match(pattern, k) for pattern, _ in rules)]
 
@@ -179,7 +182,9 @@ DEAD_RULES: tuple[str, ...] = (
     r'^decoder_module\.predictor\.(level_embed|class_embed\.|mask_embed\.)',
     r'\.ln\.(weight|bias)$',                          # Norm2d aliases of the same parameters
     r'^proj_sparse_labeling\.loss_fn\.smpl\.',        # licensed SMPL model buffers: loaded from local assets
-    r'^decoder_module\.predictor\.query_embed_label$',  # detection: its label PE comes from query_embed_patch
+    r'^decoder_module\.predictor\.query_embed_label$',  # detection (its label PE comes from query_embed_patch), mesh
+    r'^proj_sparse_labeling\.(class_proj|patch_proj|translate_weight|translate_bias|text_features)',  # mesh: unused
+    #   class branch (detection maps these keys first)
     r'^decoder_module\.predictor\.mask_token(_buffer)?$',  # caption: unused V x D parameter; twin word table
     r'^proj_sparse_labeling\.post_mul_norm\.',          # detection: scalar affine instead; SMPL: unused branch
 )

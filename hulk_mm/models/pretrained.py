@@ -213,7 +213,10 @@ def load_encoder_weights(module: nn.Module, path: str, prefix: str = 'shared.', 
                          f'start with {tops[:10]}')
 
     tok_own = tokenizer.state_dict()
-    if layout == 'mae' and 'pos_embed' in sd:
+    if 'pos_embed' not in tok_own:  # Hulk's shared image tokenizer: every task holds its own table
+        tok_sd.pop('pos_embed', None)
+        report.pos_embed = 'not held by this tokenizer (each Hulk task holds its table)'
+    elif layout == 'mae' and 'pos_embed' in sd:
         table, grid = _mae_pos_table(sd, path)
         standard = grid == (14, 14) and torch.allclose(
             table.float(), sincos_2d(table.shape[-1], grid).to(table.device), rtol=0, atol=PE_ATOL)

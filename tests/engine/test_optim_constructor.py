@@ -24,7 +24,7 @@ def small_hulk(depth: int = 12) -> Hulk:
     with DefaultScope.overwrite_default_scope('hulk_mm'):
         model = Hulk(
             shared=dict(
-                tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(32, 24), patch_size=8, embed_dim=16)),
+                tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=8, embed_dim=16)),
                 encoder=dict(type='ViTEncoder', embed_dim=16, depth=depth, num_heads=2),
                 decoder=dict(type='HulkDecoder', embed_dim=16, depth=2, num_heads=2, ffn_dim=32),
                 projections=dict(dense=dict(text_dim=8))),

@@ -50,7 +50,7 @@ def tiny_hulk(img=(32, 24), patch=8, width=32, dec_depth=2, projections=True, **
     """A Hulk small enough for unit tests: 4x3 token grid, 6 attributes in two datasets."""
     return Hulk(
         shared=dict(
-            tokenizers=dict(image=dict(type='ImageTokenizer', img_size=img, patch_size=patch, embed_dim=width)),
+            tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=patch, embed_dim=width)),
             encoder=dict(type='ViTEncoder', embed_dim=width, depth=1, num_heads=2),
             decoder=dict(type='HulkDecoder', embed_dim=width, depth=dec_depth, num_heads=2, ffn_dim=64),
             projections=dict(text=dict(text_dim=16)) if projections else None),
@@ -261,7 +261,7 @@ def seeded_inputs(meta: dict, seed: int = 2):
 def fixture_model(meta: dict) -> Hulk:
     (h, w), (de, depth, heads), (d, dheads, ffn) = meta['img'], meta['enc'], meta['dec']
     return Hulk(
-        shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(h, w), patch_size=16, embed_dim=de)),
+        shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=16, embed_dim=de)),
                     encoder=dict(type='ViTEncoder', embed_dim=de, depth=depth, num_heads=heads),
                     decoder=dict(type='HulkDecoder', embed_dim=d, depth=9, num_heads=dheads, ffn_dim=ffn),
                     projections=dict(text=dict(text_dim=meta['text_dim']))),

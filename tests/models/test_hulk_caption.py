@@ -48,7 +48,7 @@ def tiny_hulk(vocab_file: str, positions: int = 12, text=0) -> Hulk:
     """A Hulk small enough for unit tests: 32 x 32 crops, 4 x 4 token grid, V = 26 words, L = 12 positions."""
     return Hulk(
         shared=dict(
-            tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(32, 32), patch_size=8, embed_dim=32)),
+            tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=8, embed_dim=32)),
             encoder=dict(type='ViTEncoder', embed_dim=32, depth=1, num_heads=2),
             decoder=dict(type='HulkDecoder', embed_dim=32, depth=2, num_heads=2, ffn_dim=64),
             projections=dict(text=dict(text_dim=16))),
@@ -238,7 +238,7 @@ def test_bad_inputs_give_clear_errors(vocab_file, tmp_path):
         model({'caption': torch.rand(1, 3, 32, 32)}, {'caption': [dict(gt_token_ids=[2, 40, 3])]}, mode='loss')
     with pytest.raises(ValueError, match='max_length must be in'):
         model.tasks['caption'].generate(model.shared, torch.rand(1, 3, 32, 32), max_length=13)
-    narrow = CaptionPathway(num_words=26, grid=(4, 4), embed_dim=32, text_dim=8, vocabulary=vocab_file)
+    narrow = CaptionPathway(num_words=26, grid=(4, 4), embed_dim=32, text_dim=8, vocabulary=vocab_file, input_dim=32)
     with pytest.raises(ValueError, match="text table width 8 != the shared projection's text_dim 16"):
         narrow(model.shared, torch.rand(1, 3, 32, 32))
     with pytest.raises(ValueError, match='has 26 tokens, but num_words is 30'):
@@ -275,7 +275,7 @@ def fixture_vocab(meta: dict, folder) -> str | None:
 def fixture_model(meta: dict, vocab: str | None) -> Hulk:
     (h, w), (de, depth, heads), (d, dheads, ffn) = meta['img'], meta['enc'], meta['dec']
     return Hulk(
-        shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(h, w), patch_size=16, embed_dim=de)),
+        shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=16, embed_dim=de)),
                     encoder=dict(type='ViTEncoder', embed_dim=de, depth=depth, num_heads=heads),
                     decoder=dict(type='HulkDecoder', embed_dim=d, depth=9, num_heads=dheads, ffn_dim=ffn),
                     projections=dict(text=dict(text_dim=768))),

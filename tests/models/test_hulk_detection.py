@@ -44,7 +44,7 @@ def tiny_hulk(width=32, anchor_grid=3, text=0, **detection) -> Hulk:
     """A Hulk small enough for unit tests: 4x4 PE table, 3x3 anchors x 3 contents = 27 queries."""
     return Hulk(
         shared=dict(
-            tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(64, 64), patch_size=16, embed_dim=width)),
+            tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=16, embed_dim=width)),
             encoder=dict(type='ViTEncoder', embed_dim=width, depth=1, num_heads=2),
             decoder=dict(type='HulkDecoder', embed_dim=width, depth=2, num_heads=2, ffn_dim=64)),
         tasks=dict(detection=dict(type='DetectionPathway', embed_dim=width, pe_grid=(4, 4), anchor_grid=anchor_grid,
@@ -295,7 +295,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 def fixture_model(meta: dict) -> Hulk:
     (de, depth, heads), (d, dheads, ffn), side = meta['enc'], meta['dec'], meta['pe_img'] // 16
     return Hulk(
-        shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(meta['pe_img'], meta['pe_img']),
+        shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None,
                                                patch_size=16, embed_dim=de)),
                     encoder=dict(type='ViTEncoder', embed_dim=de, depth=depth, num_heads=heads),
                     decoder=dict(type='HulkDecoder', embed_dim=d, depth=9, num_heads=dheads, ffn_dim=ffn)),

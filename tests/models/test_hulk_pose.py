@@ -30,7 +30,7 @@ def tiny_hulk(img=(32, 24), patch=8, width=32, dec_depth=3, k=17, text=0, ratios
     grid = (img[0] // patch, img[1] // patch)
     return Hulk(
         shared=dict(
-            tokenizers=dict(image=dict(type='ImageTokenizer', img_size=img, patch_size=patch, embed_dim=width)),
+            tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=patch, embed_dim=width)),
             encoder=dict(type='ViTEncoder', embed_dim=width, depth=1, num_heads=2),
             decoder=dict(type='HulkDecoder', embed_dim=width, depth=dec_depth, num_heads=2, ffn_dim=64),
             projections=dict(dense=dict(text_dim=16))),
@@ -77,9 +77,11 @@ def test_shapes_per_stage():
     model = tiny_hulk().eval()
     images = torch.rand(2, 3, 32, 24) * 255
     shared, pose = model.shared, model.tasks['pose']
-    tokens, grid = shared.tokenizers['image'](images)
+    tokens, grid = shared.tokenizers['image'](images, pos_embed=(pose.pos_embed, pose.input_grid))
     assert tokens.shape == (2, 12, 32) and grid == (4, 3)
-    memory = shared.encode('image', images)
+    with pytest.raises(ValueError, match='no position table of its own'):
+        shared.tokenizers['image'](images)
+    memory = pose.encode(shared, images)
     assert memory.shape == (2, 12, 32)
     labels = pose.label_outputs(shared, images)
     assert len(labels) == 3 and all(t.shape == (2, 12, 32) for t in labels)
@@ -98,7 +100,8 @@ def test_state_dict_has_each_shared_module_once():
     assert not any('encoder' in k or 'tokenizers' in k for k in keys if k.startswith('tasks.'))
     # frozen tables travel with the weights
     assert {'tasks.pose.query_embed_patch', 'tasks.pose.query_embed_label',
-            'tasks.pose.detokenizer.semantic.text_features', 'shared.tokenizers.image.pos_embed'} <= keys
+            'tasks.pose.detokenizer.semantic.text_features', 'tasks.pose.pos_embed'} <= keys
+    assert 'shared.tokenizers.image.pos_embed' not in keys  # each task owns its input table
 
 
 def test_one_loss_step_reaches_every_parameter():
@@ -214,7 +217,7 @@ def fixture_model(meta: dict) -> Hulk:
     (h, w), (de, depth, heads), (d, dheads, ffn), k = meta['img'], meta['enc'], meta['dec'], meta['K']
     grid = (h // 16, w // 16)
     return Hulk(
-        shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(h, w), patch_size=16, embed_dim=de)),
+        shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=16, embed_dim=de)),
                     encoder=dict(type='ViTEncoder', embed_dim=de, depth=depth, num_heads=heads),
                     decoder=dict(type='HulkDecoder', embed_dim=d, depth=9, num_heads=dheads, ffn_dim=ffn),
                     projections=dict(dense=dict(text_dim=768))),

@@ -283,7 +283,7 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(KeyError, match='without metainfo dataset_name'):
         model({'skeleton_action': keypoints(n=1)}, {'skeleton_action': [action_sample(0)]}, mode='predict')
     with pytest.raises(KeyError, match="no 'skeleton' tokenizer; it has \\['image'\\]"):
-        Hulk(shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(32, 24), patch_size=8,
+        Hulk(shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, patch_size=8,
                                                     embed_dim=32)),
                          encoder=dict(type='ViTEncoder', embed_dim=32, depth=1, num_heads=2),
                          decoder=dict(type='HulkDecoder', embed_dim=32, depth=1, num_heads=2, ffn_dim=64),

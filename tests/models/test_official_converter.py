@@ -58,7 +58,7 @@ def two_pose_model(meta) -> Hulk:
                 codec=dict(type='UDPHeatmap', input_size=(w, h), heatmap_size=(w // 4, h // 4), sigma=2),
                 loss_kpt=dict(type='KeypointMSELoss', use_target_weight=True, _scope_='mmpose'),
                 loss_vis=dict(type='VisibilityBCELoss', ratios=meta['sample_weight']))
-    return Hulk(shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=(h, w), embed_dim=de)),
+    return Hulk(shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, embed_dim=de)),
                             encoder=dict(type='ViTEncoder', embed_dim=de, depth=depth, num_heads=heads),
                             decoder=dict(type='HulkDecoder', embed_dim=d, depth=9, num_heads=dheads, ffn_dim=ffn),
                             projections=dict(dense=dict(text_dim=768))),

@@ -2,6 +2,8 @@
 exactly Hulk's "mean over all elements of (pred - target)^2 * target_weight"."""
 from .attribute import MaskedOneSideBCELoss
 from .detection import DetectionSetLoss
+from .mesh import FastMETROLoss
+from .parsing import PointSampledMaskLoss
 from .visibility import VisibilityBCELoss
 
-__all__ = ['DetectionSetLoss', 'MaskedOneSideBCELoss', 'VisibilityBCELoss']
+__all__ = ['DetectionSetLoss', 'FastMETROLoss', 'MaskedOneSideBCELoss', 'PointSampledMaskLoss', 'VisibilityBCELoss']

@@ -37,14 +37,17 @@ class AttributePathway(ClassQueryPathway):
         detokenizer: ``SemanticDetokenizer`` config (positive-sentence table).
         loss: config of :class:`~hulk_mm.models.losses.attribute.MaskedOneSideBCELoss` over the L attributes.
         datasets: dataset name -> [start, end) attribute columns (release: rapv2 (0, 54), pa100k (54, 80), ...).
+        input_dim: encoder width D, of the task's input position table (filled in by :class:`Hulk`).
     """
 
     task = 'attribute'
+    input_table = True
     modality = 'image'
 
     def __init__(self, num_attributes: int, grid: tuple[int, int], embed_dim: int, detokenizer: dict, loss: dict,
-                 datasets: dict[str, tuple[int, int]] | None = None, init_cfg=None):
+                 datasets: dict[str, tuple[int, int]] | None = None, input_dim: int = 768, init_cfg=None):
         super().__init__(num_attributes, grid, embed_dim, detokenizer, datasets, init_cfg=init_cfg)
+        self.register_input_table(input_dim, self.grid)
         self.loss_attr = MODELS.build(loss)
 
     def attribute_queries(self, shared, images: Tensor) -> list[Tensor]:
@@ -54,7 +57,7 @@ class AttributePathway(ClassQueryPathway):
         if images.dim() != 4 or tuple(images.shape[-2:]) != expected:
             raise ValueError(f'attribute expects crops of shape (B, 3, {expected[0]}, {expected[1]}) for its fixed '
                              f'{self.grid[0]}x{self.grid[1]} token grid, got {tuple(images.shape)}')
-        return self.decode_queries(shared, shared.encode(self.modality, images))
+        return self.decode_queries(shared, self.encode(shared, images))
 
     def forward(self, shared, images: Tensor) -> list[Tensor]:
         """(B, 3, H, W) -> per decoder layer the (B, L) attribute logits; last = final."""

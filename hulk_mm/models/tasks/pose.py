@@ -21,6 +21,7 @@ from mmpose.models.utils.tta import flip_heatmaps
 from mmpose.registry import KEYPOINT_CODECS
 from torch import Tensor
 
+import hulk_mm.codecs  # noqa: F401  (registers the batched DARK / DARK-UDP codecs in mmpose's KEYPOINT_CODECS)
 from hulk_mm.models.attention_masks import full_mask
 from hulk_mm.models.positional import mae_pos_embed
 from hulk_mm.models.tasks.base import Pathway
@@ -46,11 +47,13 @@ class PosePathway(Pathway):
         loss_vis: visibility loss config (:class:`~hulk_mm.models.losses.VisibilityBCELoss`).
         flip_test: average with the horizontally flipped crop at test time.
         shift_heatmap: shift the flipped-back heatmaps by one pixel (Hulk: False).
+        input_dim: encoder width D, of the task's input position table (filled in by :class:`Hulk`).
     """
 
     task = 'pose'
     projection = 'dense'
     group_shared = ('indicator', )
+    input_table = True
     official_rules = (
         (r'^decoder_module\.predictor\.mask_token$', 'indicator'),
         (r'^decoder_module\.predictor\.(query_embed_patch|query_embed_label)$', r'\1'),
@@ -60,7 +63,7 @@ class PosePathway(Pathway):
 
     def __init__(self, num_keypoints: int, grid: tuple[int, int], embed_dim: int, detokenizer: dict, codec: dict,
                  loss_kpt: dict, loss_vis: dict, flip_test: bool = True, shift_heatmap: bool = False,
-                 init_cfg=None):
+                 input_dim: int = 768, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.num_keypoints = num_keypoints
         self.grid = (int(grid[0]), int(grid[1]))
@@ -69,6 +72,7 @@ class PosePathway(Pathway):
         self.shift_heatmap = shift_heatmap
         # The modality indicator: one learned vector, replicated over all L label positions, told apart only by PE.
         self.indicator = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.register_input_table(input_dim, self.grid)
         # Fixed decoder PE of the patch (P) and label (L) sides, MAE's 14x14 sin-cos grid resampled to the task
         # grid. Identical for pose; both kept (persistent) because the official checkpoints store both.
         self.register_buffer('query_embed_patch', mae_pos_embed(embed_dim, self.grid))
@@ -91,7 +95,7 @@ class PosePathway(Pathway):
         if images.dim() != 4 or tuple(images.shape[-2:]) != expected:
             raise ValueError(f'pose expects crops of shape (B, 3, {expected[0]}, {expected[1]}) for its fixed '
                              f'{self.grid[0]}x{self.grid[1]} token grid, got {tuple(images.shape)}')
-        memory = shared.encode(self.modality, images)
+        memory = self.encode(shared, images)
         queries = self.indicator.expand(images.shape[0], self.num_tokens, -1)
         pos = shared.decoder.adapt_pos2d(torch.cat([self.query_embed_patch, self.query_embed_label], dim=1))
         mask = full_mask(memory.shape[1], self.num_tokens, images.device)

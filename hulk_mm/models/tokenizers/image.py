@@ -69,9 +69,11 @@ def resample_2d_per_image(table: Tensor, src_hw: tuple[int, int], grid: tuple[in
 class ImageTokenizer(BaseModule):
     """(B, 3, H, W) RGB in 0-255  ->  (B, H/p * W/p, C) tokens with position and type embedding.
 
-    The position table is MAE's 14x14 sin-cos grid resampled bicubically to ``img_size / patch_size`` and kept
-    fixed (a persistent buffer, so it travels with the weights). Inputs whose grid differs from the table's are
-    given the table resampled to their grid.
+    The position table is MAE's 14x14 sin-cos grid resampled bicubically to the task's token grid and kept fixed
+    (a persistent buffer, so it travels with the weights). Inside Hulk every task owns its table (official: one per
+    task) and passes it as ``pos_embed``; the tokenizer holds none (``img_size=None``). Used alone (the mm
+    backbone :class:`~hulk_mm.models.HulkEncoder`) it holds the table of ``img_size``. Inputs whose grid differs
+    from the table's are given the table resampled to their grid.
 
     A padded batch of images of different sizes (detection) passes ``valid_hw``: the pixels outside each image's
     valid region are set to the normalisation mean (0 after normalising, whatever the padding value was), and each
@@ -79,34 +81,37 @@ class ImageTokenizer(BaseModule):
     with ``round_padding`` and ``test_pos_mode: interpolate_with_nomask`` does.
 
     Args:
-        img_size: (H, W) the PE table is built for.
+        img_size: (H, W) the tokenizer's own PE table is built for; None: no own table (Hulk).
         patch_size: patch side in pixels.
         embed_dim: token width.
         mean, std: per-channel pixel normalisation (ImageNet, 0-255 scale), applied here as in Hulk.
     """
 
-    def __init__(self, img_size: tuple[int, int] = (256, 192), patch_size: int = 16, embed_dim: int = 768,
+    def __init__(self, img_size: tuple[int, int] | None = (256, 192), patch_size: int = 16, embed_dim: int = 768,
                  mean: tuple[float, ...] = (123.675, 116.28, 103.53), std: tuple[float, ...] = (58.395, 57.12, 57.375),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if img_size[0] % patch_size or img_size[1] % patch_size:
+        if img_size is not None and (img_size[0] % patch_size or img_size[1] % patch_size):
             raise ValueError(f'img_size {tuple(img_size)} is not a multiple of patch_size {patch_size}')
         self.patch_size = patch_size
         self.embed_dim = embed_dim
-        self.grid = (img_size[0] // patch_size, img_size[1] // patch_size)
         self.proj = nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size)
-        self.register_buffer('pos_embed', mae_pos_embed(embed_dim, self.grid))
+        self.grid = None
+        if img_size is not None:
+            self.grid = (img_size[0] // patch_size, img_size[1] // patch_size)
+            self.register_buffer('pos_embed', mae_pos_embed(embed_dim, self.grid))
         self.type_embed = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: Tensor, valid_hw: Sequence[Sequence[int]] | None = None
-                ) -> tuple[Tensor, tuple[int, int]]:
+    def forward(self, images: Tensor, valid_hw: Sequence[Sequence[int]] | None = None,
+                pos_embed: tuple[Tensor, tuple[int, int]] | None = None) -> tuple[Tensor, tuple[int, int]]:
         """
         Args:
             images: (B, 3, H, W) float RGB, 0-255, H and W multiples of the patch size.
             valid_hw: optional per image (h, w) of its valid pixels, placed top-left (mmdet ``img_shape``); the rest
                 is padding. None: every pixel is valid.
+            pos_embed: (table (1, h * w, C), its grid (h, w)), the task's position table; None: the tokenizer's own.
 
         Returns:
             tokens (B, H/p * W/p, C) and the token grid (H/p, W/p).
@@ -121,11 +126,25 @@ class ImageTokenizer(BaseModule):
             x = x * ~grid_padding_mask(valid_hw, (h, w), x.device).view(-1, 1, h, w)
         x = self.proj(x)
         grid = tuple(x.shape[-2:])
+        table, table_grid = self._table(pos_embed)
         if valid_hw is None:
-            pos = resample_2d(self.pos_embed[0], self.grid, grid)
+            pos = resample_2d(table, table_grid, grid)
         else:
-            pos = resample_2d_per_image(self.pos_embed[0], self.grid, grid, valid_grids(valid_hw, self.patch_size))
+            pos = resample_2d_per_image(table, table_grid, grid, valid_grids(valid_hw, self.patch_size))
         return x.flatten(2).transpose(1, 2) + pos + self.type_embed, grid
+
+    def _table(self, pos_embed) -> tuple[Tensor, tuple[int, int]]:
+        """(h * w, C) table and its grid: the given one, or the tokenizer's own."""
+        if pos_embed is None:
+            if self.grid is None:
+                raise ValueError('this ImageTokenizer has no position table of its own (img_size=None): pass the '
+                                 "task's table as pos_embed=(table, grid)")
+            return self.pos_embed[0], self.grid
+        table, grid = pos_embed
+        if table.shape[-1] != self.embed_dim or table.shape[-2] != grid[0] * grid[1]:
+            raise ValueError(f'position table of shape {tuple(table.shape)} does not fit grid {tuple(grid)} and '
+                             f'token width {self.embed_dim}')
+        return table.reshape(-1, self.embed_dim), tuple(grid)
 
     @staticmethod
     def _check_valid_hw(valid_hw, shape):
