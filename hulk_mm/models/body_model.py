@@ -257,3 +257,31 @@ def _one_hot(index: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros((len(index), n), dtype=np.float32)
     out[np.arange(len(index)), index] = 1.0
     return out
+
+
+def stand_in_body_model(num_vertices: tuple[int, int, int] = (6890, 1723, 431), num_joints: int = 14,
+                        seed: int = 0) -> dict[str, np.ndarray]:
+    """Random assets with the structure and sizes of a real body model (default: SMPL's 6890 / 1723 / 431 vertices),
+    for tools that measure shapes, FLOPs or time (values do not matter there), so they run without licensed files.
+
+    Nested levels by index selection, a sparse row-stochastic up-sampling that keeps the intermediate vertices (as
+    GraphCMR's does), a symmetric coarse adjacency with self-loops, a template inside the PE's ranges.
+    """
+    rng = np.random.default_rng(seed)
+    v, vi, vc = num_vertices
+    fine_to_int = np.sort(rng.choice(v, vi, replace=False))
+    cols = rng.integers(0, vi, (v, 3))
+    up = scipy.sparse.csr_matrix((rng.dirichlet(np.ones(3), v).ravel(), cols.ravel(), np.arange(v + 1) * 3),
+                                 shape=(v, vi)).toarray()
+    up[fine_to_int] = np.eye(vi)
+    inter = np.concatenate([rng.uniform(-0.45, 0.45, (vi, 2)), rng.uniform(-0.09, 0.09, (vi, 1))], axis=1)
+    neighbours = rng.integers(0, vc, (vc, 3))
+    adjacency = np.eye(vc, dtype=np.uint8)
+    adjacency[np.repeat(np.arange(vc), 3), neighbours.ravel()] = 1
+    regressor = np.zeros((num_joints, v), np.float32)
+    regressor[np.repeat(np.arange(num_joints), 4), rng.integers(0, v, num_joints * 4)] = 0.25
+    return dict(template=(up @ inter).astype(np.float32), downsample_fine_to_intermediate_index=fine_to_int,
+                downsample_intermediate_to_coarse_index=np.sort(rng.choice(vi, vc, replace=False)),
+                upsample_intermediate_to_fine=up.astype(np.float32), joint_regressor=regressor,
+                adjacency_coarse=np.maximum(adjacency, adjacency.T),
+                faces_intermediate=np.sort(rng.integers(0, vi, (2 * vi, 3)), axis=1))

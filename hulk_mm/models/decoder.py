@@ -49,18 +49,25 @@ class PosSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, pos: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        return self.attend(*self.project(x, pos), attn_mask)
+
+    def project(self, x: Tensor, pos: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, N, C) -> q, k, v, each (B, heads, N, C / heads); q and k see ``pos``, v does not."""
         b, n, c = x.shape
         h = self.num_heads
         if pos is None:
-            q, k, v = self.qkv(x).reshape(b, n, 3, h, c // h).permute(2, 0, 3, 1, 4)
-        else:
-            # q, k come from x + pos and v from x: apply the matching row blocks of the fused weight.
-            w_qk, w_v = self.qkv.weight.split((2 * c, c))
-            b_qk, b_v = self.qkv.bias.split((2 * c, c))
-            q, k = F.linear(x + pos, w_qk, b_qk).reshape(b, n, 2, h, c // h).permute(2, 0, 3, 1, 4)
-            v = F.linear(x, w_v, b_v).reshape(b, n, h, c // h).transpose(1, 2)
+            return self.qkv(x).reshape(b, n, 3, h, c // h).permute(2, 0, 3, 1, 4)
+        # q, k come from x + pos and v from x: apply the matching row blocks of the fused weight.
+        w_qk, w_v = self.qkv.weight.split((2 * c, c))
+        b_qk, b_v = self.qkv.bias.split((2 * c, c))
+        q, k = F.linear(x + pos, w_qk, b_qk).reshape(b, n, 2, h, c // h).permute(2, 0, 3, 1, 4)
+        v = F.linear(x, w_v, b_v).reshape(b, n, h, c // h).transpose(1, 2)
+        return q, k, v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """Attention of q (B, heads, N, e) over k, v (B, heads, S, e) and the output projection -> (B, N, C)."""
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+        return self.proj(x.transpose(1, 2).flatten(2))
 
 
 class FFN(nn.Module):
@@ -101,6 +108,21 @@ class DecoderLayer(nn.Module):
     def forward(self, x: Tensor, pos: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
         x = self.norm1(x + self.attn(x, pos, attn_mask))
         return self.norm2(x + self.ffn(x))
+
+    def forward_keyed(self, x: Tensor, pos: Tensor | None, keys: Tensor, values: Tensor,
+                      attn_mask: Tensor | None) -> Tensor:
+        """The layer on some rows x (B, L, C) whose attention also sees extra keys / values (B, heads, S, e) put
+        before their own (the cached patch side, :meth:`HulkDecoder.patch_states`)."""
+        q, k, v = self.attn.project(x, pos)
+        x = self.norm1(x + self.attn.attend(q, torch.cat([keys, k], 2), torch.cat([values, v], 2), attn_mask))
+        return self.norm2(x + self.ffn(x))
+
+    def forward_diagonal(self, x: Tensor, pos: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """The layer on rows that attend only to themselves (softmax over one key is 1, so attention returns the
+        row's own value): -> (output (B, N, C), its keys and values (B, heads, N, e) as other rows see them)."""
+        _, k, v = self.attn.project(x, pos)
+        x = self.norm1(x + self.attn.proj(v.transpose(1, 2).flatten(2)))
+        return self.norm2(x + self.ffn(x)), k, v
 
 
 def _pos_mlp(dim: int) -> nn.Sequential:
@@ -162,6 +184,52 @@ class HulkDecoder(BaseModule):
                 x = cp.checkpoint(layer, x, pos, attn_mask, use_reentrant=False)
             else:
                 x = layer(x, pos, attn_mask)
+            outs.append(self.norm(x))
+        return outs
+
+    def patch_states(self, patches: Tensor, pos: Tensor | None, pos_per_layer: bool) -> list[tuple[Tensor, Tensor]]:
+        """Keys and values of the patch tokens at every layer, for masks whose patch rows attend only to themselves
+        (``patch_diag_label_row``, caption): the patch side then evolves independently of the labels, so it can be
+        computed once and reused, e.g. by every step of greedy caption decoding (:meth:`forward_labels`).
+
+        Args:
+            patches: (B, P, d) neck output.
+            pos: (B or 1, P, d) their position embedding, or None.
+            pos_per_layer: as in :meth:`forward`.
+
+        Returns:
+            per layer (keys, values), each (B, heads, P, d / heads).
+        """
+        x = patches
+        if pos is not None and not pos_per_layer:
+            x, pos = x + pos, None
+        states = []
+        for layer in self.layers:
+            x, k, v = layer.forward_diagonal(x, pos)
+            states.append((k, v))
+        return states
+
+    def forward_labels(self, labels: Tensor, pos: Tensor | None, patch_states: list[tuple[Tensor, Tensor]],
+                       attn_mask: Tensor | None, pos_per_layer: bool) -> list[Tensor]:
+        """The label rows of :meth:`forward` given the cached patch side: equal to ``forward(cat([patches,
+        labels]), ...)[i][:, P:]`` when the patch rows attend only to themselves.
+
+        Args:
+            labels: (B, L, d) query tokens.
+            pos: (B or 1, L, d) their position embedding, or None.
+            patch_states: :meth:`patch_states` of the patches.
+            attn_mask: the label rows of the full mask, (L, P + L) or (B, 1, L, P + L), True = may attend; or None.
+            pos_per_layer: as in :meth:`forward`.
+
+        Returns:
+            one (B, L, d) tensor per layer, after the final norm.
+        """
+        x = labels
+        if pos is not None and not pos_per_layer:
+            x, pos = x + pos, None
+        outs = []
+        for layer, (keys, values) in zip(self.layers, patch_states):
+            x = layer.forward_keyed(x, pos, keys, values, attn_mask)
             outs.append(self.norm(x))
         return outs
 

@@ -1,5 +1,5 @@
-"""Helpers of the analysis tools (FLOPs, speed): build a config's Hulk model without its text-table files, and
-call one pathway's test-time forward as a plain module."""
+"""Helpers of the analysis tools (FLOPs, speed): build a config's Hulk model without its asset files (text tables,
+body model), and call one pathway's test-time forward as a plain module."""
 from __future__ import annotations
 
 import copy
@@ -8,15 +8,25 @@ import torch.nn as nn
 from torch import Tensor
 
 
-def with_stand_in_text_tables(model_cfg: dict) -> dict:
-    """A copy of a model config whose ``text_features`` file paths are replaced by seeded stand-in tables.
+def with_stand_in_assets(model_cfg: dict) -> dict:
+    """A copy of a model config whose asset files are replaced by seeded stand-ins of the same sizes: text tables
+    (``text_features``, ``joint_text``) and the mesh body model (``body_model``, SMPL-sized).
 
-    The analysis tools measure shapes and time, not values, so they need not have the text tables a config names
-    (``data/hulk_text/*.pth``, made by ``tools/make_text_features.py`` or shipped with converted weights).
+    The analysis tools measure shapes and time, not values, so they need not have the files a config names
+    (``data/hulk_text/*.pth`` from ``tools/make_text_features.py`` or converted weights; the licensed SMPL assets).
     """
+    from hulk_mm.models.body_model import stand_in_body_model
+
+    def stand_in(key, value):
+        if key in ('text_features', 'joint_text') and isinstance(value, str):
+            return 0
+        if key == 'body_model' and isinstance(value, str):
+            return stand_in_body_model()
+        return walk(value)
+
     def walk(node):
         if isinstance(node, dict):
-            return {k: (0 if k == 'text_features' and isinstance(v, str) else walk(v)) for k, v in node.items()}
+            return {k: stand_in(k, v) for k, v in node.items()}
         if isinstance(node, (list, tuple)):
             return type(node)(walk(v) for v in node)
         return node

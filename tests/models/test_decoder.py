@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from hulk_mm.models import DecoderLayer, HulkDecoder
 from hulk_mm.models import attention_masks as am
+from hulk_mm.models.attention_masks import caption_mask, patch_diag_label_row_mask
 from hulk_mm.registry import MODELS
 
 DIM, HEADS, FFN = 32, 4, 64
@@ -158,3 +159,28 @@ def test_clear_errors_for_wrong_inputs():
         dec(x, attn_mask=torch.ones(6, 6, dtype=torch.bool))
     with pytest.raises(ValueError, match='attn_mask of shape'):
         dec(x, attn_mask=torch.ones(2, 3, 7, 7, dtype=torch.bool))
+
+
+@pytest.mark.parametrize('pos_per_layer', [True, False])
+def test_cached_patch_side_equals_the_full_decoder_for_patch_diagonal_masks(pos_per_layer):
+    """patch_states + forward_labels == forward(...)[:, P:] when patch rows attend only to themselves (caption,
+    patch_diag_label_row), with a per-sample key-padding mask on the label side."""
+    torch.manual_seed(0)
+    decoder = HulkDecoder(embed_dim=32, depth=3, num_heads=4, ffn_dim=64).eval()
+    b, p, l = 2, 6, 5
+    patches, labels = torch.randn(b, p, 32), torch.randn(b, l, 32)
+    pos = torch.randn(1, p + l, 32)
+    padding = torch.zeros(b, l, dtype=torch.bool)
+    padding[0, 3:] = True
+    mask = caption_mask(p, l, 'cpu', padding)
+    full = decoder(torch.cat([patches, labels], 1), pos, mask, pos_per_layer)
+    states = decoder.patch_states(patches, pos[:, :p], pos_per_layer)
+    cached = decoder.forward_labels(labels, pos[:, p:], states, mask[..., p:, :], pos_per_layer)
+    assert len(cached) == 3
+    for f, c in zip(full, cached):
+        torch.testing.assert_close(c, f[:, p:], rtol=1e-5, atol=1e-5)
+    # the plain (N, N) patch-diagonal mask too
+    mask = patch_diag_label_row_mask(p, l, 'cpu')
+    full = decoder(torch.cat([patches, labels], 1), pos, mask, pos_per_layer)[-1]
+    cached = decoder.forward_labels(labels, pos[:, p:], states, mask[p:], pos_per_layer)[-1]
+    torch.testing.assert_close(cached, full[:, p:], rtol=1e-5, atol=1e-5)

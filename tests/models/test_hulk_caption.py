@@ -187,14 +187,14 @@ def test_greedy_decoding_stops_at_sep_pads_finished_captions_and_closes_open_one
     script = iter([[5, 6], [6, 7], [3, 8], [9, 9], [10, 11]])  # the arg-max word of each step, per caption
     paddings = []
 
-    def label_outputs(shared, memory, token_ids, word_padding):
+    def word_outputs(shared, patch_states, token_ids, word_padding):
         paddings.append(word_padding.clone())
-        return [torch.zeros(2, 6, 32)]
+        return torch.zeros(2, 6, 32)
 
     def logits(shared, tokens, vocabulary):
         return torch.nn.functional.one_hot(torch.tensor(next(script)), len(WORDS)).float() * 10
 
-    caption.label_outputs, caption.logits = label_outputs, logits
+    caption.word_outputs, caption.logits = word_outputs, logits
     ids, scores = caption.generate(model.shared, torch.rand(2, 3, 32, 32))
     assert ids.tolist() == [[2, 5, 6, 3, 0, 0], [2, 6, 7, 8, 9, 3]]  # [SEP] replaces caption 1's last word
     assert len(paddings) == 5 and [p[0].tolist().index(True) for p in paddings] == [1, 2, 3, 4, 5]

@@ -22,7 +22,7 @@ from mmengine.registry import init_default_scope
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hulk_mm.registry import MODELS
-from hulk_mm.utils.analysis import as_tuple, with_stand_in_text_tables
+from hulk_mm.utils.analysis import as_tuple, with_stand_in_assets
 
 aten = torch.ops.aten
 # What the Python dispatcher shows depends on the mode: composite ops (linear, conv2d, SDPA) arrive whole under
@@ -99,7 +99,7 @@ def main(argv=None):
     device = torch.device(args.device)
     init_default_scope('hulk_mm')
     cfg = Config.fromfile(args.config)
-    model = MODELS.build(with_stand_in_text_tables(cfg.model)).to(device).eval()
+    model = MODELS.build(with_stand_in_assets(cfg.model)).to(device).eval()
     names = args.tasks or list(model.tasks)
     unknown = set(names) - set(model.tasks)
     if unknown:

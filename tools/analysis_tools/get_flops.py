@@ -23,7 +23,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 from hulk_mm.registry import MODELS
-from hulk_mm.utils.analysis import PathwayInference, as_tuple, with_stand_in_text_tables
+from hulk_mm.utils.analysis import PathwayInference, as_tuple, with_stand_in_assets
 
 
 def sdpa_macs(inputs, outputs) -> int:
@@ -65,7 +65,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     init_default_scope('hulk_mm')
     cfg = Config.fromfile(args.config)
-    model = MODELS.build(with_stand_in_text_tables(cfg.model)).eval()
+    model = MODELS.build(with_stand_in_assets(cfg.model)).eval()
     names = args.tasks or list(model.tasks)
     unknown = set(names) - set(model.tasks)
     if unknown:

@@ -147,12 +147,21 @@ class DetectionPathway(Pathway):
                   for s in data_samples]
         return self.criterion(outputs, gt_boxes, gt_labels, ignore, img_shapes)
 
+    def infer(self, shared, images: Tensor, valid_hw: list[tuple[int, int]] | None = None
+              ) -> tuple[Tensor, Tensor]:
+        """Test-time forward, last decoder layer only: boxes (B, L, 4) normalised xyxy, logits (B, L, K)."""
+        return self(shared, images, valid_hw)[-1]
+
+    def example_inputs(self, shared, batch_size: int = 1) -> Tensor:
+        """Random images of the test geometry, short side 800 / long side 1333, (B, 3, 800, 1333) in 0-255."""
+        return torch.rand(batch_size, 3, 800, 1333) * 255
+
     @torch.no_grad()
     def predict(self, shared, images: Tensor, data_samples: list) -> list:
         """Sets ``pred_instances`` (``bboxes`` xyxy in original-image pixels, ``scores``, ``labels``) on each sample:
         every (query, class) of the last layer with sigmoid score >= ``score_thr``, in query order, no NMS."""
         img_shapes = [tuple(s.metainfo['img_shape'][:2]) for s in data_samples]
-        boxes, logits = self(shared, images, img_shapes)[-1]
+        boxes, logits = self.infer(shared, images, img_shapes)
         k = logits.shape[-1]
         for sample, box, logit in zip(data_samples, boxes, logits):
             h, w = sample.metainfo['ori_shape'][:2]
