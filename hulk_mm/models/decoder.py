@@ -180,7 +180,7 @@ class HulkDecoder(BaseModule):
             x, pos = x + pos, None
         outs = []
         for layer in self.layers:
-            if self.with_cp and self.training and torch.is_grad_enabled():
+            if self._checkpointing():
                 x = cp.checkpoint(layer, x, pos, attn_mask, use_reentrant=False)
             else:
                 x = layer(x, pos, attn_mask)
@@ -205,7 +205,10 @@ class HulkDecoder(BaseModule):
             x, pos = x + pos, None
         states = []
         for layer in self.layers:
-            x, k, v = layer.forward_diagonal(x, pos)
+            if self._checkpointing():
+                x, k, v = cp.checkpoint(layer.forward_diagonal, x, pos, use_reentrant=False)
+            else:
+                x, k, v = layer.forward_diagonal(x, pos)
             states.append((k, v))
         return states
 
@@ -229,9 +232,15 @@ class HulkDecoder(BaseModule):
             x, pos = x + pos, None
         outs = []
         for layer, (keys, values) in zip(self.layers, patch_states):
-            x = layer.forward_keyed(x, pos, keys, values, attn_mask)
+            if self._checkpointing():
+                x = cp.checkpoint(layer.forward_keyed, x, pos, keys, values, attn_mask, use_reentrant=False)
+            else:
+                x = layer.forward_keyed(x, pos, keys, values, attn_mask)
             outs.append(self.norm(x))
         return outs
+
+    def _checkpointing(self) -> bool:
+        return self.with_cp and self.training and torch.is_grad_enabled()
 
     def _check_inputs(self, tokens: Tensor, pos: Tensor | None, attn_mask: Tensor | None):
         if tokens.dim() != 3 or tokens.shape[-1] != self.embed_dim:

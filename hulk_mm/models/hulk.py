@@ -90,6 +90,17 @@ class HulkShared(BaseModule):
         outs = self.decoder(torch.cat([memory, queries], dim=1), pos, attn_mask, pos_per_layer)
         return [out[:, memory.shape[1]:] for out in outs]
 
+    def decode_patch_diagonal(self, memory: Tensor, queries: Tensor, pos: Tensor | None, pos_per_layer: bool,
+                              label_mask: Tensor | None = None) -> list[Tensor]:
+        """:meth:`decode` for masks whose patch rows attend only to themselves (``patch_diag_label_row``, caption):
+        the same outputs, but the patch side runs without attention over the others (it cannot see them) and the
+        label rows attend to [patches ; labels] under ``label_mask`` ((L, P + L) or (B, 1, L, P + L), True = may
+        attend; None = everything, as in ``patch_diag_label_row``), so no (P + L)^2 masked attention is computed."""
+        p = memory.shape[1]
+        states = self.decoder.patch_states(memory, None if pos is None else pos[:, :p], pos_per_layer)
+        return self.decoder.forward_labels(queries, None if pos is None else pos[:, p:], states, label_mask,
+                                           pos_per_layer)
+
 
 @MODELS.register_module()
 class HulkDataPreprocessor(BaseDataPreprocessor):

@@ -250,3 +250,35 @@ def test_converted_official_weights_reproduce_official_pose_outputs():
         losses = model({'pose': io['images']}, {'pose': samples}, mode='loss')
     torch.testing.assert_close(losses['pose.loss_kpt'], io['loss_kpt'], rtol=1e-5, atol=0)
     torch.testing.assert_close(losses['pose.loss_vis'], io['loss_vis'], rtol=1e-5, atol=0)
+
+
+@pytest.mark.slow
+def test_full_size_converted_weights_reproduce_official_pose_summary():
+    """ViT-B, 256 x 192, decoder 256 x 9, K = 17, batch 1: converted seed-recipe weights against a summary of the
+    official outputs (tests/data/official/pose/README.md)."""
+    with open(osp.join(FIXTURE, 'official_keys_full.json')) as f:
+        meta = json.load(f)
+    ref = torch.load(osp.join(FIXTURE, 'pose_full_summary.pth'), weights_only=True)
+    model = fixture_model(meta)
+    model.load_state_dict(convert_official_state_dict(
+        official_layout_state_dict(meta['keys'], meta['seed']), 'pose'), strict=True)
+    model.eval()
+    g = torch.Generator().manual_seed(2)
+    (h, w), b, k = meta['img'], meta['B'], meta['K']
+    images = (torch.rand(b, 3, h, w, generator=g) * 255).round()
+    targets = torch.rand(b, k, h // 4, w // 4, generator=g)
+    weights = (torch.rand(b, k, generator=g) > 0.3).float()
+    with torch.no_grad():
+        heatmaps, visibility = model({'pose': images}, mode='tensor')[-1]
+        samples = [PoseDataSample(gt_fields=PixelData(heatmaps=t),
+                                  gt_instance_labels=InstanceData(keypoint_weights=w[None]))
+                   for t, w in zip(targets, weights)]
+        losses = model({'pose': images}, {'pose': samples}, mode='loss')
+    scale = ref['heatmaps_absmax']
+    assert abs(heatmaps.abs().max() - scale) <= 1e-4 * scale
+    assert (heatmaps.flatten()[ref['heatmaps_index']] - ref['heatmaps_values']).abs().max() <= 1e-4 * scale
+    assert abs(heatmaps.double().sum() - ref['heatmaps_sum']) <= 1e-4 * scale * heatmaps.numel() ** 0.5
+    # the official head drops the batch axis of a batch of one (spec §12); ours keeps it
+    assert (visibility.flatten() - ref['visibility']).abs().max() <= 1e-4 * ref['visibility'].abs().max()
+    torch.testing.assert_close(losses['pose.loss_kpt'], ref['loss_kpt'], rtol=1e-5, atol=0)
+    torch.testing.assert_close(losses['pose.loss_vis'], ref['loss_vis'], rtol=1e-5, atol=0)

@@ -15,7 +15,6 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from hulk_mm.models.attention_masks import patch_diag_label_row_mask
 from hulk_mm.models.positional import mae_pos_embed, sincos_1d
 from hulk_mm.models.tasks.base import Pathway
 from hulk_mm.registry import MODELS
@@ -76,8 +75,8 @@ class ClassQueryPathway(Pathway):
                              f'built for the {self.grid[0]}x{self.grid[1]} grid')
         queries = self.indicator.expand(memory.shape[0], self.num_classes, -1)
         pos = torch.cat([self.query_embed_patch, self.query_embed_label], dim=1)
-        mask = patch_diag_label_row_mask(self.num_patches, self.num_classes, memory.device)
-        return shared.decode(memory, queries, pos, mask, pos_per_layer=False)
+        # patch_diag_label_row: patches see only themselves, label rows everything
+        return shared.decode_patch_diagonal(memory, queries, pos, pos_per_layer=False)
 
     def class_logits(self, shared, queries: Tensor) -> Tensor:
         """(B, L, d) class-query outputs -> (B, L) logits: query k against class k (official

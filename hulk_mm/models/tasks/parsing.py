@@ -23,7 +23,6 @@ from mmdet.utils import reduce_mean
 from mmengine.structures import PixelData
 from torch import Tensor
 
-from hulk_mm.models.attention_masks import patch_diag_label_row_mask
 from hulk_mm.models.detokenizers.dense import DenseUpsampler
 from hulk_mm.models.losses import parsing as _parsing_losses  # noqa: F401  (registers PointSampledMaskLoss)
 from hulk_mm.models.positional import mae_pos_embed
@@ -107,8 +106,8 @@ class ParsingPathway(Pathway):
         memory = self.encode(shared, images)
         queries = self.indicator.expand(images.shape[0], self.num_tokens, -1)
         pos = shared.decoder.adapt_pos2d(torch.cat([self.query_embed_patch, self.query_embed_label], dim=1))
-        mask = patch_diag_label_row_mask(memory.shape[1], self.num_tokens, images.device)
-        return shared.decode(memory, queries, pos, mask, pos_per_layer=True)
+        # patch_diag_label_row: patches see only themselves, label rows everything
+        return shared.decode_patch_diagonal(memory, queries, pos, pos_per_layer=True)
 
     def forward(self, shared, images: Tensor) -> list[tuple[Tensor, Tensor]]:
         """(B, 3, H, W) -> per decoder layer (mask logits (B, C, 4h, 4w), presence logits (B, C)); last = final."""
