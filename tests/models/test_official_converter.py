@@ -52,13 +52,17 @@ def official_task_files(meta, folder, perturb_shared=False):
 
 
 def two_pose_model(meta) -> Hulk:
+    return Hulk(**two_pose_model_cfg(meta))
+
+
+def two_pose_model_cfg(meta) -> dict:
     (h, w), (de, depth, heads), (d, dheads, ffn), k = meta['img'], meta['enc'], meta['dec'], meta['K']
     pose = dict(type='PosePathway', num_keypoints=k, grid=(h // 16, w // 16), embed_dim=d,
                 detokenizer=dict(type='HeatmapDetokenizer', text_dim=768, upsample_dim=d),
                 codec=dict(type='UDPHeatmap', input_size=(w, h), heatmap_size=(w // 4, h // 4), sigma=2),
                 loss_kpt=dict(type='KeypointMSELoss', use_target_weight=True, _scope_='mmpose'),
                 loss_vis=dict(type='VisibilityBCELoss', ratios=meta['sample_weight']))
-    return Hulk(shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, embed_dim=de)),
+    return dict(shared=dict(tokenizers=dict(image=dict(type='ImageTokenizer', img_size=None, embed_dim=de)),
                             encoder=dict(type='ViTEncoder', embed_dim=de, depth=depth, num_heads=heads),
                             decoder=dict(type='HulkDecoder', embed_dim=d, depth=9, num_heads=dheads, ffn_dim=ffn),
                             projections=dict(dense=dict(text_dim=768))),
@@ -94,6 +98,17 @@ def test_group_shared_indicator_mismatch_is_refused(meta, tmp_path):
     with pytest.raises(OfficialCheckpointMismatch, match=r'tasks\.pose_aic\.indicator differs from '
                                                          r'tasks\.pose_coco\.indicator \(official tasks 9 and 8\)'):
         load_tool().convert([str(tmp_path)], str(tmp_path / 'o.pth'))
+
+
+def test_config_option_loads_strictly_and_names_missing_pathways(meta, tmp_path, capsys):
+    official_task_files(meta, tmp_path)
+    config = tmp_path / 'two_pose.py'
+    config.write_text(f"model = dict(type='Hulk', **{two_pose_model_cfg(meta)!r})\n")
+    load_tool().convert([str(tmp_path)], str(tmp_path / 'out.pth'), config=str(config))
+    assert f'loaded strictly into {config}' in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"has pathways \['pose_aic', 'pose_coco'\], the files give \['pose_coco'\]"):
+        load_tool().convert([str(tmp_path / 'ckpt_task8_iter_newest.pth.tar')], str(tmp_path / 'o.pth'),
+                            config=str(config))
 
 
 def test_shared_tensor_mismatch_names_key_and_tasks(meta, tmp_path):

@@ -7,7 +7,8 @@ files themselves. Each file's ``state_dict`` is converted (``hulk_mm.models.offi
 recipe shares across tasks must be bit-identical across the files and are kept once, the dead modules of the
 released configuration are dropped, and any key that is neither mapped nor known-dead is reported as unexpected.
 Official files are read with ``weights_only=True`` (nothing in them is executed). With ``--config`` the result
-is loaded strictly into the config's model, which also lists what the files did not provide.
+is loaded strictly into the config's model (built with stand-in text tables and body model: the check is about
+keys and shapes, and the files carry the real tables), which also lists what the files did not provide.
 """
 from __future__ import annotations
 
@@ -76,13 +77,15 @@ def convert(sources: list[str], out_file: str, config: str | None = None) -> dic
         from mmengine.registry import init_default_scope
 
         from hulk_mm.registry import MODELS
+        from hulk_mm.utils.analysis import with_stand_in_assets
         init_default_scope('hulk_mm')
         cfg = Config.fromfile(config)
-        model = MODELS.build(cfg.model)
-        names = {name for name in model.tasks}
+        model = MODELS.build(with_stand_in_assets(cfg.model))
+        names = set(model.tasks)
         wanted = {name for _, name in (RELEASE_PATHWAYS[i] for i in files)}
-        if names != wanted:
-            print(f'note: the config has pathways {sorted(names)}, the files give {sorted(wanted)}')
+        if names != wanted:  # a strict load needs every pathway's file
+            raise ValueError(f'{config} has pathways {sorted(names)}, the files give {sorted(wanted)}: missing '
+                             f'{sorted(names - wanted)}, extra {sorted(wanted - names)}')
         model.load_state_dict(merged, strict=True)
         print(f'loaded strictly into {config}')
     torch.save({'state_dict': merged, 'meta': {'source': 'official Hulk',
