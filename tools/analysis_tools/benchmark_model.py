@@ -127,7 +127,8 @@ def main(argv=None):
     unknown = set(names) - set(model.tasks)
     if unknown:
         parser.error(f'unknown pathway(s) {sorted(unknown)}; {args.config} has {list(model.tasks)}')
-    print(f'{args.config} on {device} ({torch.get_num_threads()} threads), fp32, median of {args.repeats}')
+    print(f'{args.config} on {device} ({torch.get_num_threads()} threads), fp32, median of {args.repeats + 1} '
+          f'forward run(s) and {max(1, args.repeats)} GEMM replay(s)')
     ratios = {}
     for name in names:
         pathway = model.tasks[name]
