@@ -52,11 +52,7 @@ class AttributePathway(ClassQueryPathway):
 
     def attribute_queries(self, shared, images: Tensor) -> list[Tensor]:
         """(B, 3, H, W) crops -> one (B, L, d) attribute-query output per decoder layer."""
-        patch = self.tokenizer(shared).patch_size
-        expected = (self.grid[0] * patch, self.grid[1] * patch)
-        if images.dim() != 4 or tuple(images.shape[-2:]) != expected:
-            raise ValueError(f'attribute expects crops of shape (B, 3, {expected[0]}, {expected[1]}) for its fixed '
-                             f'{self.grid[0]}x{self.grid[1]} token grid, got {tuple(images.shape)}')
+        self.check_image_size(shared, images)
         return self.decode_queries(shared, self.encode(shared, images))
 
     def forward(self, shared, images: Tensor) -> list[Tensor]:

@@ -81,6 +81,15 @@ class Pathway(BaseModule):
         self.input_grid = (int(grid[0]), int(grid[1]))
         self.register_buffer('pos_embed', mae_pos_embed(input_dim, self.input_grid))
 
+    def check_image_size(self, shared, images: Tensor, hint: str = ''):
+        """Fixed-grid image tasks: ``images`` must be (B, 3, h * p, w * p) for the task's token grid (h, w), or a
+        clear error (the position tables are not resampled for these tasks, as in the official code)."""
+        patch = shared.tokenizers[self.modality].patch_size
+        expected = (self.input_grid[0] * patch, self.input_grid[1] * patch)
+        if images.dim() != 4 or tuple(images.shape[-2:]) != expected:
+            raise ValueError(f'{self.task} expects images of shape (B, 3, {expected[0]}, {expected[1]}) for its fixed '
+                             f'{self.input_grid[0]}x{self.input_grid[1]} token grid, got {tuple(images.shape)}{hint}')
+
     def encode(self, shared, inputs: Tensor, pad_mask: Tensor | None = None, **tokenizer_kwargs) -> Tensor:
         """Shared tokenizer (with this task's input table, if it has one) + encoder + neck: -> (B, P, d)."""
         if self.input_grid is not None:

@@ -98,11 +98,7 @@ class CaptionPathway(Pathway):
     # ------------------------------------------------------------------------------------------------------------
     def encode(self, shared, images: Tensor) -> Tensor:
         """(B, 3, H, W) crops -> (B, P, d) memory (run once per image, also when decoding word by word)."""
-        patch = shared.tokenizers[self.modality].patch_size
-        expected = (self.grid[0] * patch, self.grid[1] * patch)
-        if images.dim() != 4 or tuple(images.shape[-2:]) != expected:
-            raise ValueError(f'caption expects crops of shape (B, 3, {expected[0]}, {expected[1]}) for its fixed '
-                             f'{self.grid[0]}x{self.grid[1]} token grid, got {tuple(images.shape)}')
+        self.check_image_size(shared, images)
         return super().encode(shared, images)
 
     def label_outputs(self, shared, memory: Tensor, token_ids: Tensor, word_padding: Tensor) -> list[Tensor]:

@@ -97,12 +97,8 @@ class ParsingPathway(Pathway):
 
     def label_outputs(self, shared, images: Tensor) -> list[Tensor]:
         """(B, 3, H, W) images -> one (B, L, d) label-side output per decoder layer."""
-        patch = shared.tokenizers[self.modality].patch_size
-        expected = (self.grid[0] * patch, self.grid[1] * patch)
-        if images.dim() != 4 or tuple(images.shape[-2:]) != expected:
-            raise ValueError(f'parsing expects images of shape (B, 3, {expected[0]}, {expected[1]}) for its fixed '
-                             f'{self.grid[0]}x{self.grid[1]} token grid, got {tuple(images.shape)}: resize them '
-                             f'to that size in the pipeline (the release resizes to 480x480, ignoring aspect)')
+        self.check_image_size(shared, images, hint=': resize them to that size in the pipeline (the release '
+                                                   'resizes to 480x480, ignoring aspect)')
         memory = self.encode(shared, images)
         queries = self.indicator.expand(images.shape[0], self.num_tokens, -1)
         pos = shared.decoder.adapt_pos2d(torch.cat([self.query_embed_patch, self.query_embed_label], dim=1))
