@@ -9,6 +9,8 @@ _base_ = [
     '../_base_/default_runtime.py', '../_base_/datasets/synthhuman_pose.py', '../_base_/schedules/cpu_1500it.py'
 ]
 
+custom_imports = dict(imports=['hulk_mm', 'hulk_mm.codecs'], allow_failed_imports=False)  # the batched codec
+
 embed_dim = 128
 model = dict(
     _scope_='mmpose',

@@ -3,7 +3,7 @@
 mmpose (``codecs/utils/refinement.py``) blurs every map with cv2 and then loops over the keypoints in numpy; that
 costs about as much as a ViTPose-B forward. The Taylor step reads the log-blurred map only in a 5x5 (DARK) or
 3x3 (DARK-UDP) neighbourhood of the argmax, so here only a 5x5 window of the blurred map is computed per keypoint,
-from the k + 4 raw rows around the peak (k: blur kernel size): a row copy, two matrix products and small gathers.
+from the (k + 4)^2 raw pixels around the peak (k: blur kernel size): one copy, two matrix products, small gathers.
 No Python loop over instances or keypoints and no host synchronisation.
 
 Equality with mmpose:
@@ -27,6 +27,7 @@ import functools
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 WINDOW = 5  # side of the blurred window: the DARK stencil reaches two pixels from the peak
@@ -38,17 +39,6 @@ def gaussian_kernel(kernel_size: int) -> np.ndarray:
     if kernel_size % 2 != 1 or kernel_size < 1:
         raise ValueError(f'blur kernel size must be odd and positive, got {kernel_size}')
     return cv2.getGaussianKernel(kernel_size, 0).astype(np.float32).ravel()
-
-
-@functools.lru_cache(maxsize=None)
-def blur_band(kernel_size: int, device: torch.device) -> Tensor:
-    """(WINDOW, WINDOW + k - 1) matrix whose row i holds the kernel at columns i .. i + k - 1: it blurs
-    WINDOW + k - 1 consecutive rows into the WINDOW rows at their centre. Cached per device (one host copy)."""
-    kernel = gaussian_kernel(kernel_size)
-    band = np.zeros((WINDOW, WINDOW + kernel_size - 1), np.float32)
-    for i in range(WINDOW):
-        band[i, i:i + kernel_size] = kernel
-    return torch.from_numpy(band).to(device)
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,8 +74,12 @@ def heatmap_argmax(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
 
 def blurred_window(maps: Tensor, cx: Tensor, cy: Tensor, kernel_size: int) -> Tensor:
     """The WINDOW x WINDOW block centred at (cy, cx) of each map blurred as mmpose's ``gaussian_blur`` does (before
-    its rescaling): the k + 4 rows around the window are picked (whole rows: a memory copy, unlike a per-pixel
-    gather), blurred vertically into five rows, then horizontally, as matrix products.
+    its rescaling).
+
+    Each window reads the k + 4 square patch of raw pixels around it (k: kernel size), shifted inside the map at
+    the borders: pixels it would need beyond the patch are then beyond the map, where the blur sees zeros, and the
+    patch-sized blur matrix has zeros there too. Patches are copied out of a strided view of all patch positions
+    (one indexing op), blurred along rows and then columns by two matrix products.
 
     Args:
         maps: (N, H, W) float.
@@ -97,17 +91,49 @@ def blurred_window(maps: Tensor, cx: Tensor, cy: Tensor, kernel_size: int) -> Te
     """
     n, h, w = maps.shape
     span = WINDOW + kernel_size - 1
-    # vertical: the `span` rows the window reads (clamped; rows outside the map get zero weight), blurred into 5
-    rows = cy[:, None] + (torch.arange(span, device=maps.device) - span // 2)  # (N, span)
-    picked = maps.reshape(n * h, w).index_select(0, (rows.clamp(0, h - 1) + h * torch.arange(
-        n, device=maps.device)[:, None]).flatten()).view(n, span, w)
-    vertical = blur_band(kernel_size, maps.device) * ((rows >= 0) & (rows < h))[:, None, :]  # (N, 5, span)
-    blurred_rows = vertical @ picked  # (N, 5, W)
-    # horizontal: every column of the five rows in one product (the blur matrix has the zero frame built in), then
-    # the window's five columns
-    blurred_rows = (blurred_rows.view(n * WINDOW, w) @ blur_matrix(kernel_size, w, maps.device)).view(n, WINDOW, w)
-    columns = cx[:, None] + (torch.arange(WINDOW, device=maps.device) - WINDOW // 2)  # (N, 5)
-    return blurred_rows.gather(2, columns[:, None, :].expand(n, WINDOW, WINDOW))
+    if h < span or w < span:  # small maps: zeros below and to the right are what the blur sees there anyway
+        maps = F.pad(maps, (0, max(0, span - w), 0, max(0, span - h)))
+    maps = maps.contiguous()
+    h, w = maps.shape[-2:]
+    half = WINDOW // 2
+    y0, x0 = (cy - span // 2).clamp(0, h - span), (cx - span // 2).clamp(0, w - span)  # patch corners
+    patches = maps.as_strided((n, h - span + 1, w - span + 1, span, span), (h * w, w, 1, w, 1))
+    patch = patches[torch.arange(n, device=maps.device), y0, x0]  # (N, span, span)
+    blur = blur_matrix(kernel_size, span, maps.device)
+    offsets = torch.arange(WINDOW, device=maps.device)
+    rows = (patch.view(n * span, span) @ blur).view(n, span, span)  # horizontal blur
+    columns = rows.gather(2, (cx - half - x0)[:, None, None].add(offsets).expand(n, span, WINDOW))
+    columns = (columns.transpose(1, 2).reshape(n * WINDOW, span) @ blur).view(n, WINDOW, span)  # vertical blur
+    return columns.gather(2, (cy - half - y0)[:, None, None].add(offsets).expand(n, WINDOW, WINDOW)).transpose(1, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def finite_differences(stencil: str, device: torch.device) -> Tensor:
+    """(taps, 5) weights turning log-map taps into (dx, dy, dxx, dyy, dxy), exactly mmpose's differences.
+
+    ``'dark'``: the 25 taps of the 5x5 window centred on the peak (row-major): central differences of step 1 for
+    the gradient and the mixed term, of step 2 for dxx and dyy (``refine_keypoints_dark``). ``'dark_udp'``: the 9
+    taps of the 3x3 neighbourhood, all of step 1, the mixed term from the 7-point formula of
+    ``refine_keypoints_dark_udp``. Cached per device (one host copy).
+    """
+    if stencil == 'dark':
+        w = np.zeros((5, 5, 5), np.float32)  # (row, column, derivative); the peak at (2, 2)
+        w[2, 3, 0], w[2, 1, 0] = 0.5, -0.5
+        w[3, 2, 1], w[1, 2, 1] = 0.5, -0.5
+        w[2, 4, 2], w[2, 2, 2], w[2, 0, 2] = 0.25, -0.5, 0.25
+        w[4, 2, 3], w[2, 2, 3], w[0, 2, 3] = 0.25, -0.5, 0.25
+        w[3, 3, 4], w[1, 3, 4], w[3, 1, 4], w[1, 1, 4] = 0.25, -0.25, -0.25, 0.25
+    elif stencil == 'dark_udp':
+        w = np.zeros((3, 3, 5), np.float32)  # the peak at (1, 1)
+        w[1, 2, 0], w[1, 0, 0] = 0.5, -0.5
+        w[2, 1, 1], w[0, 1, 1] = 0.5, -0.5
+        w[1, 2, 2], w[1, 1, 2], w[1, 0, 2] = 1, -2, 1
+        w[2, 1, 3], w[1, 1, 3], w[0, 1, 3] = 1, -2, 1
+        w[2, 2, 4], w[1, 2, 4], w[2, 1, 4], w[1, 1, 4], w[1, 0, 4], w[0, 1, 4], w[0, 0, 4] = (
+            0.5, -0.5, -0.5, 1, -0.5, -0.5, 0.5)
+    else:
+        raise ValueError(f'unknown stencil {stencil!r}')
+    return torch.from_numpy(w.reshape(-1, 5)).to(device)
 
 
 def _log_window(maps: Tensor, locs: Tensor, vals: Tensor, kernel_size: int, low: float, high: float | None):
@@ -123,14 +149,24 @@ def _log_window(maps: Tensor, locs: Tensor, vals: Tensor, kernel_size: int, low:
     return window.clamp(low, high).log(), x, y, cx - half, cy - half
 
 
+def _newton_step(derivatives: Tensor, refine: Tensor) -> Tensor:
+    """(N, 5) (dx, dy, dxx, dyy, dxy) -> (N, 2) offset -H^-1 g where ``refine`` and the Hessian is invertible, 0
+    elsewhere."""
+    dx, dy, dxx, dyy, dxy = derivatives.unbind(-1)
+    det = dxx * dyy - dxy * dxy
+    refine = refine & (det != 0)
+    offset = torch.stack([dxy * dy - dyy * dx, dxy * dx - dxx * dy], dim=-1) / torch.where(refine, det, 1.0)[:, None]
+    return torch.where(refine[:, None], offset, 0.0)
+
+
 @torch.no_grad()
 def refine_dark(heatmaps: Tensor, locs: Tensor, vals: Tensor, kernel_size: int = 11) -> Tensor:
     """DARK (Zhang et al., CVPR 2020): one Newton step on the log of the blurred heatmap; mmpose's
     ``refine_keypoints_dark`` on a batch.
 
-    Refines keypoints more than one pixel from the left/top border and two from the right/bottom (mmpose's
-    ``1 < x < W - 2``) whose 2x2 Hessian is invertible, with central differences of step 1 (gradient, mixed
-    term) and 2 (second derivatives along the axes).
+    Refines keypoints at least two pixels from every border (mmpose's ``1 < x < W - 2``, ``1 < y < H - 2``) whose
+    2x2 Hessian is invertible, with central differences of step 1 (gradient, mixed term) and 2 (second
+    derivatives along the axes); the others keep their argmax location.
 
     Args:
         heatmaps: (B, K, H, W).
@@ -143,19 +179,10 @@ def refine_dark(heatmaps: Tensor, locs: Tensor, vals: Tensor, kernel_size: int =
     maps = heatmaps.detach().float().flatten(0, 1)
     h, w = maps.shape[-2:]
     log_window, x, y, _, _ = _log_window(maps, locs, vals, kernel_size, 1e-10, None)
-    # every refined peak is at least two pixels inside the map, so it sits at the window's centre (2, 2)
-    row, col = log_window[:, 2, :], log_window[:, :, 2]  # (y, x-2 .. x+2), (y-2 .. y+2, x)
-    dx = 0.5 * (row[:, 3] - row[:, 1])
-    dy = 0.5 * (col[:, 3] - col[:, 1])
-    dxx = 0.25 * (row[:, 4] - 2 * row[:, 2] + row[:, 0])
-    dyy = 0.25 * (col[:, 4] - 2 * col[:, 2] + col[:, 0])
-    dxy = 0.25 * (log_window[:, 3, 3] - log_window[:, 1, 3] - log_window[:, 3, 1] + log_window[:, 1, 1])
-    det = dxx * dyy - dxy * dxy
-    refine = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2) & (det != 0)
-    det = torch.where(refine, det, 1.0)
-    offset = torch.stack([dxy * dy - dyy * dx, dxy * dx - dxx * dy], dim=-1) / det[:, None]  # -H^-1 g
-    keypoints = locs.reshape(-1, 2).float() + torch.where(refine[:, None], offset, 0.0)
-    return keypoints.view(locs.shape)
+    # every refined peak is at least two pixels inside the map, so it sits at the window's centre
+    derivatives = log_window.flatten(1) @ finite_differences('dark', maps.device)
+    refine = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
+    return (locs.reshape(-1, 2).float() + _newton_step(derivatives, refine)).view(locs.shape)
 
 
 @torch.no_grad()
@@ -171,22 +198,15 @@ def refine_dark_udp(heatmaps: Tensor, locs: Tensor, vals: Tensor, kernel_size: i
     maps = heatmaps.detach().float().flatten(0, 1)
     h, w = maps.shape[-2:]
     log_window, x, y, x0, y0 = _log_window(maps, locs, vals, kernel_size, 1e-3, 50.0)
-    # stencil (x + i, y + j) for (i, j) in: (0,0) (1,0) (0,1) (1,1) (-1,-1) (-1,0) (0,-1); edge padding = clamping
-    ix = torch.stack([x, x + 1, x, x + 1, x - 1, x - 1, x], dim=-1).clamp(0, w - 1) - x0[:, None]
-    iy = torch.stack([y, y, y + 1, y + 1, y - 1, y, y - 1], dim=-1).clamp(0, h - 1) - y0[:, None]
-    i_, ix1, iy1, ix1y1, ix1_y1_, ix1_, iy1_ = log_window.flatten(1).gather(1, iy * WINDOW + ix).unbind(-1)
-    dx = 0.5 * (ix1 - ix1_)
-    dy = 0.5 * (iy1 - iy1_)
+    # the 3x3 neighbourhood inside the window; edge padding of the map = clamping the coordinates
+    steps = torch.arange(-1, 2, device=maps.device)
+    columns = (x[:, None] + steps).clamp(0, w - 1) - x0[:, None]
+    rows = (y[:, None] + steps).clamp(0, h - 1) - y0[:, None]
+    taps = log_window.flatten(1).gather(1, (rows[:, :, None] * WINDOW + columns[:, None, :]).flatten(1))
+    derivatives = taps @ finite_differences('dark_udp', maps.device)
     eps = torch.finfo(torch.float32).eps
-    dxx = ix1 - 2 * i_ + ix1_ + eps
-    dyy = iy1 - 2 * i_ + iy1_ + eps
-    dxy = 0.5 * (ix1y1 - ix1 - iy1 + i_ + i_ - ix1_ - iy1_ + ix1_y1_)
-    det = dxx * dyy - dxy * dxy
-    refine = (vals.reshape(-1) > 0) & (det != 0)
-    det = torch.where(refine, det, 1.0)
-    offset = torch.stack([dxy * dy - dyy * dx, dxy * dx - dxx * dy], dim=-1) / det[:, None]  # -H^-1 g
-    keypoints = locs.reshape(-1, 2).float() + torch.where(refine[:, None], offset, 0.0)
-    return keypoints.view(locs.shape)
+    derivatives[:, 2:4] += eps  # mmpose: H + eps * I
+    return (locs.reshape(-1, 2).float() + _newton_step(derivatives, vals.reshape(-1) > 0)).view(locs.shape)
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from mmpose.codecs.utils.gaussian_heatmap import (generate_udp_gaussian_heatmaps
                                                   generate_unbiased_gaussian_heatmaps)
 from mmpose.registry import KEYPOINT_CODECS
 
-from hulk_mm.codecs.dark import heatmap_argmax, refine_dark, refine_dark_udp
+from hulk_mm.codecs.dark import heatmap_argmax, refine_dark, refine_dark_udp, refine_quarter_offset
 from hulk_mm.codecs.heatmap import BatchedMSRAHeatmap, BatchedUDPHeatmap
 
 INPUT, HEATMAP = (192, 256), (48, 64)  # (w, h), ViTPose / Hulk
@@ -176,6 +176,17 @@ def test_decode_matches_batch_decode_and_dtypes():
     assert np.abs(np.stack(half_kpts) - np.stack(kpts)).max() < 0.5
 
 
+@pytest.mark.parametrize('size', [(64, 48), (8, 6)])
+def test_decoding_never_reads_values_on_the_host(size):
+    """The whole tensor pipeline runs on the meta device (no data): no ``.item()``, no data-dependent shapes, no
+    host synchronisation until the codec's final transfer; small maps (padded to the blur patch) included."""
+    heatmaps = torch.empty((2, K) + size, device='meta')
+    locs, vals = heatmap_argmax(heatmaps)
+    for keypoints in (refine_dark(heatmaps, locs, vals, 11), refine_dark_udp(heatmaps, locs, vals, 17),
+                      refine_quarter_offset(heatmaps, locs)):
+        assert keypoints.device.type == 'meta' and keypoints.shape == (2, K, 2)
+
+
 def test_registered_for_mmpose_configs_and_heads():
     """Built from config under either default scope; mmpose's HeatmapHead decodes the batch through it."""
     cfg = dict(type='BatchedUDPHeatmap', input_size=INPUT, heatmap_size=HEATMAP, sigma=2)
@@ -183,9 +194,10 @@ def test_registered_for_mmpose_configs_and_heads():
         with DefaultScope.overwrite_default_scope(scope):
             assert type(KEYPOINT_CODECS.build(cfg)) is BatchedUDPHeatmap
     from mmpose.models.heads import HeatmapHead
-    head = HeatmapHead(in_channels=8, out_channels=K, deconv_out_channels=(), deconv_kernel_sizes=(),
-                       decoder=dict(type='BatchedMSRAHeatmap', input_size=INPUT, heatmap_size=HEATMAP, sigma=2,
-                                    unbiased=True))
+    with DefaultScope.overwrite_default_scope('mmpose'):  # the head builds its default loss in the current scope
+        head = HeatmapHead(in_channels=8, out_channels=K, deconv_out_channels=(), deconv_kernel_sizes=(),
+                           decoder=dict(type='BatchedMSRAHeatmap', input_size=INPUT, heatmap_size=HEATMAP, sigma=2,
+                                        unbiased=True))
     assert head.decoder.support_batch_decoding
     preds = head.predict((torch.rand(3, 8, 64, 48),), batch_data_samples=[None] * 3, test_cfg={})
     assert len(preds) == 3 and preds[0].keypoints.shape == (1, K, 2) and preds[0].keypoint_scores.shape == (1, K)

@@ -3,7 +3,8 @@
 data_root = 'data/synthhuman/'
 input_size = (96, 128)  # (w, h) of the person crop
 heatmap_size = (48, 64)  # (w, h): 4 x the 16 x 12 token grid of 8 x 8 patches, as ViTPose / Hulk at 256 x 192
-codec = dict(type='UDPHeatmap', input_size=input_size, heatmap_size=heatmap_size, sigma=2)
+# UDP heatmaps decoded by DARK-UDP (blur kernel 11, as Hulk) with the batched codec of hulk_mm.codecs
+codec = dict(type='BatchedUDPHeatmap', input_size=input_size, heatmap_size=heatmap_size, sigma=2, blur_kernel_size=11)
 
 train_pipeline = [
     dict(type='LoadImage'),

@@ -84,10 +84,17 @@ class ImageTokenizer(BaseModule):
         img_size: (H, W) the tokenizer's own PE table is built for; None: no own table (Hulk).
         patch_size: patch side in pixels.
         embed_dim: token width.
+        patch_padding: zero padding of the patch convolution (ViTPose: 2); below half a patch it leaves the grid
+            unchanged and shifts every patch up-left by this many pixels.
+        learned_pos_embed: train the position table (ViTPose fine-tunes it; Hulk keeps it fixed). It starts from
+            the same sin-cos table and is a parameter instead of a buffer.
+        type_embed: add a learned modality type embedding (Hulk). A single-modality backbone with a learned
+            position table (ViTPose) has none: a constant added to every token is already within the table's reach.
         mean, std: per-channel pixel normalisation (ImageNet, 0-255 scale), applied here as in Hulk.
     """
 
     def __init__(self, img_size: tuple[int, int] | None = (256, 192), patch_size: int = 16, embed_dim: int = 768,
+                 patch_padding: int = 0, learned_pos_embed: bool = False, type_embed: bool = True,
                  mean: tuple[float, ...] = (123.675, 116.28, 103.53), std: tuple[float, ...] = (58.395, 57.12, 57.375),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -95,12 +102,18 @@ class ImageTokenizer(BaseModule):
             raise ValueError(f'img_size {tuple(img_size)} is not a multiple of patch_size {patch_size}')
         self.patch_size = patch_size
         self.embed_dim = embed_dim
-        self.proj = nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size)
+        if not 0 <= 2 * patch_padding < patch_size:
+            raise ValueError(f'patch_padding {patch_padding} must be in [0, patch_size / 2) to keep the token grid')
+        self.proj = nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size, padding=patch_padding)
         self.grid = None
         if img_size is not None:
             self.grid = (img_size[0] // patch_size, img_size[1] // patch_size)
-            self.register_buffer('pos_embed', mae_pos_embed(embed_dim, self.grid))
-        self.type_embed = nn.Parameter(torch.zeros(1, 1, embed_dim))
+            pos_embed = mae_pos_embed(embed_dim, self.grid)
+            if learned_pos_embed:
+                self.pos_embed = nn.Parameter(pos_embed)
+            else:
+                self.register_buffer('pos_embed', pos_embed)
+        self.type_embed = nn.Parameter(torch.zeros(1, 1, embed_dim)) if type_embed else None
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
@@ -131,7 +144,8 @@ class ImageTokenizer(BaseModule):
             pos = resample_2d(table, table_grid, grid)
         else:
             pos = resample_2d_per_image(table, table_grid, grid, valid_grids(valid_hw, self.patch_size))
-        return x.flatten(2).transpose(1, 2) + pos + self.type_embed, grid
+        tokens = x.flatten(2).transpose(1, 2) + pos
+        return (tokens if self.type_embed is None else tokens + self.type_embed), grid
 
     def _table(self, pos_embed) -> tuple[Tensor, tuple[int, int]]:
         """(h * w, C) table and its grid: the given one, or the tokenizer's own."""
