@@ -47,12 +47,12 @@ class RecordGemms(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in GEMMS:
-            self.calls.append((func, [('tensor', a.shape) if torch.is_tensor(a) else a for a in args],
+            self.calls.append((func, [('tensor', a.shape, a.stride()) if torch.is_tensor(a) else a for a in args],
                                a_dtype(args)))
         elif func in ATTENTION:
             q, k, v = args[:3]  # (B, h, N, e), (B, h, S, e), (B, h, S, ev)
             self.calls.append((F.scaled_dot_product_attention,
-                               [('tensor', q.shape), ('tensor', k.shape), ('tensor', v.shape)], q.dtype))
+                               [('tensor', x.shape, x.stride()) for x in (q, k, v)], q.dtype))
         return func(*args, **kwargs)
 
 
@@ -61,19 +61,21 @@ def a_dtype(args):
 
 
 def replay_inputs(calls, device):
-    """Preallocated random operands for every recorded call; calls of equal operand shapes share them (memory:
+    """Preallocated random operands for every recorded call, with the recorded shapes and strides (a transposed
+    view multiplies at another speed than a contiguous tensor); calls of equal operand layouts share them (memory:
     a ViT-B on 4200 tokens would otherwise hold every layer's operands at once)."""
     cache = {}
 
-    def operand(shape, dtype):
-        key = (tuple(shape), dtype)
+    def operand(shape, stride, dtype):
+        key = (tuple(shape), tuple(stride), dtype)
         if key not in cache:
-            cache[key] = torch.randn(shape, device=device, dtype=dtype)
+            size = 1 + sum((n - 1) * s for n, s in zip(shape, stride))  # strides may be 0 (expanded views)
+            cache[key] = torch.randn(size, device=device, dtype=dtype).as_strided(shape, stride)
         return cache[key]
 
     out = []
     for func, shapes, dtype in calls:
-        args = [operand(s[1], dtype) if isinstance(s, tuple) and len(s) == 2 and s[0] == 'tensor' else s
+        args = [operand(s[1], s[2], dtype) if isinstance(s, tuple) and len(s) == 3 and s[0] == 'tensor' else s
                 for s in shapes]
         out.append((func, args))
     return out
@@ -113,7 +115,7 @@ def main(argv=None):
     parser.add_argument('--tasks', nargs='+', default=None, help='pathway names (default: all)')
     parser.add_argument('--crop-batch', type=int, default=8, help='batch of the crop tasks')
     parser.add_argument('--det-batch', type=int, default=1, help='batch of detection (full images)')
-    parser.add_argument('--repeats', type=int, default=0, help='timed runs besides the recording run')
+    parser.add_argument('--repeats', type=int, default=1, help='timed runs besides the recording run')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s)')
     args = parser.parse_args(argv)
