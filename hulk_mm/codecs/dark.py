@@ -72,8 +72,8 @@ def heatmap_argmax(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
     return torch.where((vals > 0)[..., None], locs, -1), vals
 
 
-def blurred_window(maps: Tensor, cx: Tensor, cy: Tensor, kernel_size: int) -> Tensor:
-    """The WINDOW x WINDOW block centred at (cy, cx) of each map blurred as mmpose's ``gaussian_blur`` does (before
+def blurred_window(maps: Tensor, cx: Tensor, cy: Tensor, kernel_size: int, window: int = WINDOW) -> Tensor:
+    """The ``window`` x ``window`` block (default WINDOW) centred at (cy, cx) of each map blurred as mmpose's ``gaussian_blur`` does (before
     its rescaling).
 
     Each window reads the k + 4 square patch of raw pixels around it (k: kernel size), shifted inside the map at
@@ -83,28 +83,29 @@ def blurred_window(maps: Tensor, cx: Tensor, cy: Tensor, kernel_size: int) -> Te
 
     Args:
         maps: (N, H, W) float.
-        cx, cy: (N,) int64 window centres, at least WINDOW // 2 pixels inside the map.
+        cx, cy: (N,) int64 window centres, at least window // 2 pixels inside the map.
         kernel_size: odd Gaussian kernel size.
+        window: odd window side (5 for DARK's stencil, 3 for DARK-UDP's).
 
     Returns:
-        (N, WINDOW, WINDOW) blurred values.
+        (N, window, window) blurred values.
     """
     n, h, w = maps.shape
-    span = WINDOW + kernel_size - 1
+    span = window + kernel_size - 1
     if h < span or w < span:  # small maps: zeros below and to the right are what the blur sees there anyway
         maps = F.pad(maps, (0, max(0, span - w), 0, max(0, span - h)))
     maps = maps.contiguous()
     h, w = maps.shape[-2:]
-    half = WINDOW // 2
+    half = window // 2
     y0, x0 = (cy - span // 2).clamp(0, h - span), (cx - span // 2).clamp(0, w - span)  # patch corners
     patches = maps.as_strided((n, h - span + 1, w - span + 1, span, span), (h * w, w, 1, w, 1))
     patch = patches[torch.arange(n, device=maps.device), y0, x0]  # (N, span, span)
     blur = blur_matrix(kernel_size, span, maps.device)
-    offsets = torch.arange(WINDOW, device=maps.device)
+    offsets = torch.arange(window, device=maps.device)
     rows = (patch.view(n * span, span) @ blur).view(n, span, span)  # horizontal blur
-    columns = rows.gather(2, (cx - half - x0)[:, None, None].add(offsets).expand(n, span, WINDOW))
-    columns = (columns.transpose(1, 2).reshape(n * WINDOW, span) @ blur).view(n, WINDOW, span)  # vertical blur
-    return columns.gather(2, (cy - half - y0)[:, None, None].add(offsets).expand(n, WINDOW, WINDOW)).transpose(1, 2)
+    columns = rows.gather(2, (cx - half - x0)[:, None, None].add(offsets).expand(n, span, window))
+    columns = (columns.transpose(1, 2).reshape(n * window, span) @ blur).view(n, window, span)  # vertical blur
+    return columns.gather(2, (cy - half - y0)[:, None, None].add(offsets).expand(n, window, window)).transpose(1, 2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,14 +137,15 @@ def finite_differences(stencil: str, device: torch.device) -> Tensor:
     return torch.from_numpy(w.reshape(-1, 5)).to(device)
 
 
-def _log_window(maps: Tensor, locs: Tensor, vals: Tensor, kernel_size: int, low: float, high: float | None):
-    """Log of the rescaled, clipped blurred window around each peak. Returns (log window (N, 5, 5), x, y, window
-    origin x0, y0), all per map (N = B * K)."""
+def _log_window(maps: Tensor, locs: Tensor, vals: Tensor, kernel_size: int, low: float, high: float | None,
+                size: int = WINDOW):
+    """Log of the rescaled, clipped blurred ``size`` x ``size`` window around each peak. Returns (log window
+    (N, size, size), x, y, window origin x0, y0), all per map (N = B * K)."""
     h, w = maps.shape[-2:]
     x, y = locs.reshape(-1, 2).unbind(-1)
-    half = WINDOW // 2
+    half = size // 2
     cx, cy = x.clamp(half, w - 1 - half), y.clamp(half, h - 1 - half)
-    window = blurred_window(maps, cx, cy, kernel_size)
+    window = blurred_window(maps, cx, cy, kernel_size, size)
     # mmpose's per-map rescaling to the raw maximum (see the module docstring)
     window = window * (vals.reshape(-1) / window.amax(dim=(1, 2)))[:, None, None]
     return window.clamp(low, high).log(), x, y, cx - half, cy - half
@@ -197,12 +199,12 @@ def refine_dark_udp(heatmaps: Tensor, locs: Tensor, vals: Tensor, kernel_size: i
     """
     maps = heatmaps.detach().float().flatten(0, 1)
     h, w = maps.shape[-2:]
-    log_window, x, y, x0, y0 = _log_window(maps, locs, vals, kernel_size, 1e-3, 50.0)
+    log_window, x, y, x0, y0 = _log_window(maps, locs, vals, kernel_size, 1e-3, 50.0, size=3)
     # the 3x3 neighbourhood inside the window; edge padding of the map = clamping the coordinates
     steps = torch.arange(-1, 2, device=maps.device)
     columns = (x[:, None] + steps).clamp(0, w - 1) - x0[:, None]
     rows = (y[:, None] + steps).clamp(0, h - 1) - y0[:, None]
-    taps = log_window.flatten(1).gather(1, (rows[:, :, None] * WINDOW + columns[:, None, :]).flatten(1))
+    taps = log_window.flatten(1).gather(1, (rows[:, :, None] * 3 + columns[:, None, :]).flatten(1))
     derivatives = taps @ finite_differences('dark_udp', maps.device)
     eps = torch.finfo(torch.float32).eps
     derivatives[:, 2:4] += eps  # mmpose: H + eps * I
