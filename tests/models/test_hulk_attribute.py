@@ -31,13 +31,7 @@ DATASETS_2 = dict(a=(0, 2), b=(2, 6))
 init_default_scope('hulk_mm')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """These models are tiny (or batch 1): one thread is fastest, and several fight over shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def attribute_cfg(num_attributes=6, grid=(4, 3), width=32, datasets=DATASETS_2, text=0, ratios=None) -> dict:

@@ -28,13 +28,7 @@ CAPTIONS = ['A person wears a red T-shirt.', 'Pedestrian with short black hair, 
 init_default_scope('hulk_mm')
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; with two on a busy 2-core machine, thread hand-offs dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

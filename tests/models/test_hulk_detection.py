@@ -30,14 +30,7 @@ FIXTURE = osp.join(REPO, 'tests', 'data', 'official', 'detection')
 init_default_scope('hulk_mm')
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The tiny models gain nothing from intra-op threads, and on a busy machine OpenMP spin-waiting makes them
-    tens of times slower; the release-size test picks its own thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def tiny_hulk(width=32, anchor_grid=3, text=0, **detection) -> Hulk:

@@ -28,6 +28,7 @@ SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17
 FIELDS = ('gt_joints3d', 'gt_vertices', 'gt_joints2d', 'joints2d_visibility', 'has_joints3d', 'has_vertices')
 
 init_default_scope('hulk_mm')
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 # ----------------------------------------------------------------------------------------------------------------

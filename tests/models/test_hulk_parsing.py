@@ -25,17 +25,7 @@ LIP_FLIP = [(14, 15), (16, 17), (18, 19)]
 init_default_scope('hulk_mm')
 
 
-@pytest.fixture(autouse=True)
-def _single_thread(request):
-    """The unit-test models are tiny: intra-op threads cost more than they save, and on a loaded machine they
-    stall (the overfitting test takes 4 s on one thread, up to a minute on two contended ones)."""
-    if request.node.get_closest_marker('slow'):
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def parsing_cfg(c, grid, width, text=0, text_dim=16, upsample=16, points=64, ratios=None, flip_pairs=(), **kw):

@@ -28,13 +28,7 @@ DATASETS_2 = dict(a=(0, 3), b=(3, 7))
 init_default_scope('hulk_mm')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """These models are tiny (or batch 1): one thread is fastest, and several fight over shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def skeleton_cfg(num_classes=7, frames=14, width=32, datasets=DATASETS_2, text=0) -> dict:
