@@ -8,7 +8,10 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.evaluator import Evaluator
 from mmengine.registry import init_default_scope
+from mmengine.structures import BaseDataElement
 
 from hulk_mm.evaluation.metrics.caption_metric import CaptionMetric
 from hulk_mm.models import Hulk, convert_official_state_dict, dropped_official_keys
@@ -54,7 +57,7 @@ def tiny_hulk(vocab_file: str, positions: int = 12, text=0) -> Hulk:
 def samples_of(model: Hulk, captions: list[str]) -> list[dict]:
     """Dict data samples as the caption pipeline packs them: reference captions and the ids of one of them."""
     caption = model.tasks['caption']
-    return [dict(gt_captions=[c], gt_token_ids=caption.vocabulary.encode(c, caption.num_positions + 1))
+    return [BaseDataElement(gt_captions=[c], gt_token_ids=caption.vocabulary.encode(c, caption.num_positions + 1))
             for c in captions]
 
 
@@ -99,7 +102,7 @@ def test_shapes_and_the_vocabulary_table_held_once(vocab_file):
     images = torch.rand(2, 3, 32, 32) * 255
     memory = caption.encode(shared, images)
     assert memory.shape == (2, 16, 32)
-    ids = torch.stack([s['gt_token_ids'][:-1] for s in samples_of(model, CAPTIONS)])
+    ids = torch.stack([s.gt_token_ids[:-1] for s in samples_of(model, CAPTIONS)])
     outs = caption.label_outputs(shared, memory, ids, ids == 0)
     assert len(outs) == 2 and all(o.shape == (2, 12, 32) for o in outs)
     logits = model({'caption': images}, mode='tensor')  # no ids: the first greedy step
@@ -117,7 +120,7 @@ def test_teacher_forcing_is_causal_and_ignores_padded_words(vocab_file):
     caption, shared = model.tasks['caption'], model.shared
     images = torch.rand(1, 3, 32, 32) * 255
     # [CLS] a person wears a red t - shirt [SEP] [PAD] [PAD]
-    ids = samples_of(model, CAPTIONS[:1])[0]['gt_token_ids'][None, :-1]
+    ids = samples_of(model, CAPTIONS[:1])[0].gt_token_ids[None, :-1]
     with torch.no_grad():
         base = caption(shared, images, ids)[-1]
         later = ids.clone()
@@ -164,14 +167,14 @@ def test_overfitted_captions_come_back_from_greedy_decoding(vocab_file):
     assert history[-1] < 0.5 * history[0], history
     model.eval()
     with torch.no_grad():
-        results = model({'caption': images}, {'caption': [dict(gt_captions=s['gt_captions']) for s in samples]},
+        results = model({'caption': images}, {'caption': [BaseDataElement(gt_captions=s.gt_captions) for s in samples]},
                          mode='predict')
-    assert [r['pred_caption'] for r in results] == [model.tasks['caption'].vocabulary.decode(s['gt_token_ids'])
+    assert [r.pred_caption for r in results] == [model.tasks['caption'].vocabulary.decode(s.gt_token_ids)
                                                     for s in samples]
     for r, s in zip(results, samples):
-        n = int((s['gt_token_ids'] != 0).sum())  # [CLS] ... [SEP]
-        assert torch.equal(r['pred_token_ids'][:n], s['gt_token_ids'][:n]) and not r['pred_token_ids'][n:].any()
-        assert -1 < r['pred_score'] <= 0
+        n = int((s.gt_token_ids != 0).sum())  # [CLS] ... [SEP]
+        assert torch.equal(r.pred_token_ids[:n], s.gt_token_ids[:n]) and not r.pred_token_ids[n:].any()
+        assert -1 < r.pred_score <= 0
 
 
 def test_greedy_decoding_stops_at_sep_pads_finished_captions_and_closes_open_ones(vocab_file):
@@ -202,21 +205,24 @@ def test_greedy_decoding_stops_at_sep_pads_finished_captions_and_closes_open_one
 
 
 def test_predict_fills_what_caption_metric_reads(vocab_file):
-    """A plain caption batch (uint8 images, dict samples) through the data preprocessor, predict and the metric."""
+    """A plain caption batch (uint8 images, BaseDataElement samples, as mmengine's pseudo_collate keeps them)
+    through the data preprocessor, predict and the evaluator with CaptionMetric."""
     model = tiny_hulk(vocab_file).eval()
     pre = model.data_preprocessor
     batch = dict(inputs=[torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8) for _ in range(2)],
-                 data_samples=[dict(gt_captions=[c]) for c in CAPTIONS])
+                 data_samples=[BaseDataElement(gt_captions=[c]) for c in CAPTIONS])
     data = pre(batch)
     assert data['inputs']['caption'].shape == (2, 3, 32, 32) and data['inputs']['caption'].dtype == torch.float32
     with torch.no_grad():
         results = model(**data, mode='predict')
-    assert all(isinstance(r['pred_caption'], str) and r['pred_token_ids'].shape == (12,) for r in results)
-    assert all(r['pred_token_ids'][0] == 2 and isinstance(r['pred_score'], float) for r in results)
-    metric = CaptionMetric()
-    metric.process(batch, results)
-    scores = metric.compute_metrics(metric.results)
-    assert set(scores) == {'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4'}
+    assert all(isinstance(r.pred_caption, str) and r.pred_token_ids.shape == (12,) for r in results)
+    assert all(r.pred_token_ids[0] == 2 and isinstance(r.pred_score, float) for r in results)
+    assert isinstance(pseudo_collate([dict(inputs=x, data_samples=s) for x, s in
+                                      zip(batch['inputs'], batch['data_samples'])])['data_samples'], list)
+    evaluator = Evaluator(CaptionMetric())
+    evaluator.process(results, batch)
+    scores = evaluator.evaluate(len(results))
+    assert set(scores) == {'caption/BLEU-1', 'caption/BLEU-2', 'caption/BLEU-3', 'caption/BLEU-4'}
     assert len(model.tasks['caption'].predict(model.shared, torch.rand(1, 3, 32, 32))) == 1  # no samples given
 
 
@@ -225,11 +231,11 @@ def test_bad_inputs_give_clear_errors(vocab_file, tmp_path):
     with pytest.raises(ValueError, match='fixed 4x4 token grid'):
         model({'caption': torch.rand(1, 3, 48, 32)}, mode='tensor')
     with pytest.raises(KeyError, match='needs gt_token_ids'):
-        model({'caption': torch.rand(1, 3, 32, 32)}, {'caption': [dict(gt_captions=['a'])]}, mode='loss')
+        model({'caption': torch.rand(1, 3, 32, 32)}, {'caption': [BaseDataElement(gt_captions=['a'])]}, mode='loss')
     with pytest.raises(ValueError, match='at most 13 fit 12 word positions'):
-        model({'caption': torch.rand(1, 3, 32, 32)}, {'caption': [dict(gt_token_ids=torch.ones(14))]}, mode='loss')
+        model({'caption': torch.rand(1, 3, 32, 32)}, {'caption': [BaseDataElement(gt_token_ids=torch.ones(14))]}, mode='loss')
     with pytest.raises(ValueError, match=r'must lie in \[0, 26\)'):
-        model({'caption': torch.rand(1, 3, 32, 32)}, {'caption': [dict(gt_token_ids=[2, 40, 3])]}, mode='loss')
+        model({'caption': torch.rand(1, 3, 32, 32)}, {'caption': [BaseDataElement(gt_token_ids=[2, 40, 3])]}, mode='loss')
     with pytest.raises(ValueError, match='max_length must be in'):
         model.tasks['caption'].generate(model.shared, torch.rand(1, 3, 32, 32), max_length=13)
     narrow = CaptionPathway(num_words=26, grid=(4, 4), embed_dim=32, text_dim=8, vocabulary=vocab_file, input_dim=32)
@@ -296,7 +302,7 @@ def test_converted_official_weights_reproduce_official_caption_outputs(tmp_path)
     ids = io['ids']
     with torch.no_grad():
         logits = model.tasks['caption'](model.shared, io['images'], ids[:, :-1])[-1]
-        losses = model({'caption': io['images']}, {'caption': [dict(gt_token_ids=r) for r in ids]}, mode='loss')
+        losses = model({'caption': io['images']}, {'caption': [BaseDataElement(gt_token_ids=r) for r in ids]}, mode='loss')
         pred_ids, pred_score = caption.generate(model.shared, io['images'])
     assert (logits - io['logits']).abs().max() <= 1e-4 * io['logits'].abs().max()
     torch.testing.assert_close(losses['caption.loss_caption'], io['loss_caption'], rtol=1e-5, atol=0)
@@ -341,7 +347,7 @@ def test_full_size_official_caption_parity(tmp_path):
     ids = ref['ids']
     with torch.no_grad():
         logits = caption(model.shared, images, ids[:, :-1])[-1]
-        losses = model({'caption': images}, {'caption': [dict(gt_token_ids=r) for r in ids]}, mode='loss')
+        losses = model({'caption': images}, {'caption': [BaseDataElement(gt_token_ids=r) for r in ids]}, mode='loss')
         steps = 4
         pred_ids, pred_score = caption.generate(model.shared, images, max_length=steps + 1)
     scale = ref['logits_absmax']

@@ -16,10 +16,10 @@ are filled.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from hulk_mm.models.attention_masks import caption_mask
@@ -171,10 +171,10 @@ class CaptionPathway(Pathway):
         """(B, L + 1) int64 ground-truth ids from the samples' ``gt_token_ids``, right-padded with ``[PAD]``."""
         rows = []
         for i, sample in enumerate(data_samples):
-            if not isinstance(sample, Mapping) or 'gt_token_ids' not in sample:
+            if not isinstance(sample, BaseDataElement) or 'gt_token_ids' not in sample:
                 raise KeyError(f'caption data sample {i} needs gt_token_ids: the (L + 1,) ids of one caption '
-                               '(CaptionVocabulary.encode); data samples are dicts')
-            ids = torch.as_tensor(sample['gt_token_ids'], dtype=torch.long).flatten()
+                               '(CaptionVocabulary.encode), in a BaseDataElement')
+            ids = torch.as_tensor(sample.gt_token_ids, dtype=torch.long).flatten()
             if ids.numel() > self.num_positions + 1:
                 raise ValueError(f'caption data sample {i} has {ids.numel()} token ids; at most '
                                  f'{self.num_positions + 1} fit {self.num_positions} word positions')
@@ -245,16 +245,17 @@ class CaptionPathway(Pathway):
         patch = shared.tokenizers[self.modality].patch_size
         return torch.rand(batch_size, 3, self.grid[0] * patch, self.grid[1] * patch) * 255
 
-    def predict(self, shared, images: Tensor, data_samples: list | None = None) -> list[dict]:
-        """Greedy captions (:meth:`generate`) into the data samples (dicts; new ones when None): ``pred_caption``,
-        ``pred_token_ids`` (L,) and ``pred_score``, what :class:`~hulk_mm.evaluation.CaptionMetric` reads."""
-        data_samples = [dict() for _ in range(images.shape[0])] if data_samples is None else data_samples
+    def predict(self, shared, images: Tensor, data_samples: list | None = None) -> list[BaseDataElement]:
+        """Greedy captions (:meth:`generate`) into the data samples (``BaseDataElement``; new ones when None):
+        ``pred_caption``, ``pred_token_ids`` (L,) and ``pred_score``. The evaluator hands them to
+        :class:`~hulk_mm.evaluation.CaptionMetric` as dicts (``to_dict``)."""
+        data_samples = [BaseDataElement() for _ in range(images.shape[0])] if data_samples is None else data_samples
         ids, scores = self.generate(shared, images)
         ids, scores = ids.cpu(), scores.cpu()
         for sample, row, score in zip(data_samples, ids, scores):
-            sample['pred_token_ids'] = row
-            sample['pred_caption'] = self.vocabulary.decode(row)
-            sample['pred_score'] = float(score)
+            sample.pred_token_ids = row
+            sample.pred_caption = self.vocabulary.decode(row)
+            sample.pred_score = float(score)
         return data_samples
 
     def _start(self, batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
