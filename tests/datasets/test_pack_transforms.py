@@ -11,7 +11,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import BaseDataElement
 
 from hulk_mm.datasets.synthetic import generate
-from hulk_mm.evaluation.metrics import AttributeMetric, CaptionMetric
+from hulk_mm.evaluation.metrics import AttributeMetric, CaptionMetric, MeshMetric
 from hulk_mm.models import Hulk
 from hulk_mm.models.tokenizers.caption import CaptionVocabulary, clean_caption
 from hulk_mm.registry import DATASETS
@@ -95,3 +95,33 @@ def test_caption_samples_reach_the_pathway_and_the_metric(synth):
     evaluator = Evaluator(CaptionMetric(prefix='caption.synthhuman'))
     evaluator.process(results, batch)
     assert 'caption.synthhuman/BLEU-4' in evaluator.evaluate(len(results))
+
+
+def test_mesh_samples_reach_the_pathway_and_the_metric(tmp_path):
+    from tests.models.test_hulk_mesh import tiny_hulk
+    generate(str(tmp_path), 2, 1, 0, tasks=['mesh'], progress=False)
+    dataset = DATASETS.build(dict(type='HumanMeshDataset', data_root=str(tmp_path / 'mesh'), ann_file='val.npz',
+                                  pipeline=[dict(type='LoadImageFromFile'), dict(type='PackMeshInputs')]))
+    item = dataset[0]
+    sample = item['data_samples']
+    assert item['inputs'].shape == (3, 224, 224) and sample.crop_size == 224
+    info = dataset.get_data_info(0)
+    assert torch.equal(sample.gt_vertices, torch.as_tensor(info['vertices']))
+    assert sample.gt_joints3d.shape == (14, 3) and sample.gt_joints2d.shape == (14, 2)
+    batch = pseudo_collate([dataset[i] for i in range(len(dataset))])
+    model = tiny_hulk(assets=str(tmp_path / 'mesh' / 'body_model.npz'), img=224, patch=16)
+    images = torch.stack(batch['inputs']).float()
+    losses = model({'mesh': images}, {'mesh': batch['data_samples']}, mode='loss')
+    assert all(torch.isfinite(v) for v in losses.values())
+    with torch.no_grad():
+        results = model({'mesh': images}, {'mesh': batch['data_samples']}, mode='predict')
+    evaluator = Evaluator(MeshMetric(prefix='mesh.synthhuman'))
+    evaluator.process(results, batch)
+    assert {'mesh.synthhuman/MPJPE', 'mesh.synthhuman/PA-MPJPE', 'mesh.synthhuman/MPVPE'} <= set(
+        evaluator.evaluate(len(results)))
+    resized = DATASETS.build(dict(type='HumanMeshDataset', data_root=str(tmp_path / 'mesh'), ann_file='val.npz',
+                                  pipeline=[dict(type='LoadImageFromFile'),
+                                            dict(type='Resize', scale=(112, 112), keep_ratio=False),
+                                            dict(type='PackMeshInputs')]))
+    with pytest.raises(ValueError, match='do not resize mesh crops'):
+        resized[0]

@@ -1,4 +1,4 @@
 """Data transforms upstream lacks."""
-from .formatting import PackAttributeInputs, PackCaptionInputs
+from .formatting import PackAttributeInputs, PackCaptionInputs, PackMeshInputs
 
-__all__ = ['PackAttributeInputs', 'PackCaptionInputs']
+__all__ = ['PackAttributeInputs', 'PackCaptionInputs', 'PackMeshInputs']

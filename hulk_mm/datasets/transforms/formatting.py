@@ -1,4 +1,4 @@
-"""Packing transforms for the tasks whose data samples upstream has no type for (attributes, captions): the image
+"""Packing transforms for the tasks whose data samples upstream has no type for (attributes, captions, mesh): the image
 as a (3, H, W) uint8 tensor under ``inputs`` and a ``BaseDataElement`` under ``data_samples``, which mmengine's
 ``pseudo_collate`` keeps as a list (a plain dict would be collated into one dict of lists)."""
 from __future__ import annotations
@@ -81,3 +81,28 @@ class PackCaptionInputs(BaseTransform):
     def __repr__(self):
         return (f'{type(self).__name__}(num_positions={self.num_positions}, vocabulary={self.vocab_file!r}, '
                 f'training={self.training})')
+
+
+MESH_FIELDS = dict(gt_joints3d='joints3d', gt_vertices='vertices', gt_joints2d='joints2d',
+                   joints2d_visibility='joints2d_visibility', has_joints3d='has_joints3d', has_vertices='has_vertices')
+
+
+@TRANSFORMS.register_module()
+class PackMeshInputs(BaseTransform):
+    """Pack a :class:`~hulk_mm.datasets.HumanMeshDataset` sample for the mesh pathway.
+
+    Data sample: ``gt_joints3d`` (J, 3) and ``gt_vertices`` (V, 3) in metres, ``gt_joints2d`` (J, 2) in crop pixels
+    with ``joints2d_visibility`` (J,), ``has_joints3d`` / ``has_vertices`` (0 / 1), and metainfo ``img_path``,
+    ``img_id``, ``crop_size``. The 2-D joints are pixels of the stored crop, so the image must keep that size: a
+    resized or otherwise warped image is refused (geometric augmentation would have to move the joints too).
+    """
+
+    def transform(self, results: dict) -> dict:
+        size = int(results['crop_size'])
+        if tuple(results['img'].shape[:2]) != (size, size):
+            raise ValueError(f'PackMeshInputs: {results.get("img_path")} is {results["img"].shape[:2]}, but its '
+                             f'2-D joints are pixels of the {size}x{size} crop; do not resize mesh crops')
+        meta = dict(img_path=results.get('img_path'), img_id=results.get('img_id'), crop_size=size)
+        sample = BaseDataElement(metainfo=meta, **{
+            key: torch.as_tensor(np.asarray(results[field])) for key, field in MESH_FIELDS.items()})
+        return dict(inputs=image_tensor(results), data_samples=sample)
