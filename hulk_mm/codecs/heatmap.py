@@ -31,7 +31,9 @@ def _check_size(codec, heatmap_size) -> None:
 
 
 def _to_host(keypoints: Tensor, scores: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(B, K, 2) and (B, K) on any device -> numpy, in one transfer."""
+    """(B, K, 2) and (B, K) on any device -> numpy, in one transfer (none on CPU, where packing would be a copy)."""
+    if keypoints.device.type == 'cpu':
+        return keypoints.numpy(), scores.float().numpy()
     packed = torch.cat([keypoints, scores.float()[..., None]], dim=-1).cpu().numpy()
     return packed[..., :2], packed[..., 2]
 
