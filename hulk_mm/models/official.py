@@ -36,11 +36,17 @@ SHARED_RULES: tuple[tuple[str, str], ...] = (  # (official regex, hulk_mm replac
     (r'^proj_text\.(patch_proj|class_proj)\.weight$', r'shared.projections.text.\1.weight'),
 )
 
-# Every image task stores its own image-tokenizer position table; each pathway holds its own (Pathway.pos_embed).
+# Every image task stores its own image-tokenizer position table; each image pathway holds its own
+# (Pathway.register_input_table).
 IMAGE_TABLE_RULE = (r'^adapter_rgb\.pos_embed$', 'pos_embed')
 
 # Official tensors stored as (1, D) whose hulk_mm counterpart is (1, 1, D).
 _RESHAPE_TO_TOKEN = ('shared.tokenizers.image.type_embed', )
+
+
+def _strip_wrapper(key: str) -> str:
+    """Official keys carry the ``module.`` prefix of their DistModule wrapper."""
+    return key[len('module.'):] if key.startswith('module.') else key
 
 
 def convert_official_state_dict(state_dict: dict[str, Tensor], task: str, name: str | None = None
@@ -57,12 +63,12 @@ def convert_official_state_dict(state_dict: dict[str, Tensor], task: str, name: 
     """
     from hulk_mm.models.tasks.base import Pathway
     pathway = Pathway.for_task(task)
-    own = pathway.official_rules + ((IMAGE_TABLE_RULE, ) if pathway.input_table else ())
+    own = pathway.official_rules + ((IMAGE_TABLE_RULE, ) if pathway.modality == 'image' else ())
     rules = (SHARED_RULES + pathway.official_shared_rules
              + tuple((pat, f'tasks.{name or task}.{rep}') for pat, rep in own))
     out = {}
     for key, value in state_dict.items():
-        key = key[len('module.'):] if key.startswith('module.') else key
+        key = _strip_wrapper(key)
         for pattern, replacement in rules:
             new, hit = re.subn(pattern, replacement, key)
             if hit:
@@ -76,7 +82,7 @@ def dropped_official_keys(state_dict: dict[str, Tensor], task: str) -> list[str]
     from hulk_mm.models.tasks.base import Pathway
     pathway = Pathway.for_task(task)
     rules = SHARED_RULES + pathway.official_shared_rules + pathway.official_rules + (IMAGE_TABLE_RULE, )
-    strip = [k[len('module.'):] if k.startswith('module.') else k for k in state_dict]
+    strip = [_strip_wrapper(k) for k in state_dict]
     return [k for k in strip if not any(re.match(pattern, k) for pattern, _ in rules)]
 
 
@@ -143,7 +149,7 @@ def merge_official_state_dicts(state_dicts: dict[int, dict[str, Tensor]],
 def _check_twins(state_dict: dict[str, Tensor], task: str, index: int):
     """Official keys of one file that store the same tensor twice (``Pathway.official_twins``) must agree."""
     from hulk_mm.models.tasks.base import Pathway
-    strip = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state_dict.items()}
+    strip = {_strip_wrapper(k): v for k, v in state_dict.items()}
     for dropped, kept in Pathway.for_task(task).official_twins:
         if dropped in strip and kept in strip:
             a, b = strip[dropped], strip[kept]

@@ -41,7 +41,6 @@ class AttributePathway(ClassQueryPathway):
     """
 
     task = 'attribute'
-    input_table = True
     modality = 'image'
 
     def __init__(self, num_attributes: int, grid: tuple[int, int], embed_dim: int, detokenizer: dict, loss: dict,
@@ -62,11 +61,6 @@ class AttributePathway(ClassQueryPathway):
     def infer(self, shared, images: Tensor) -> Tensor:
         """Test-time forward, last decoder layer only: (B, 3, H, W) -> (B, L) attribute logits."""
         return self.class_logits(shared, self.attribute_queries(shared, images)[-1])
-
-    def example_inputs(self, shared, batch_size: int = 1) -> Tensor:
-        """Random person crops of the task's fixed size, (B, 3, H, W) in 0-255."""
-        patch = self.tokenizer(shared).patch_size
-        return torch.rand(batch_size, 3, self.grid[0] * patch, self.grid[1] * patch) * 255
 
     def loss(self, shared, images: Tensor, data_samples: list) -> dict[str, Tensor]:
         """One-sided masked BCE of the final layer's logits against each sample's labels in its dataset's columns

@@ -2,6 +2,7 @@
 checkpoint keys map onto it."""
 from __future__ import annotations
 
+import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -54,8 +55,7 @@ class Pathway(BaseModule):
     official_dead_rules: tuple[str, ...] = ()
     group_shared: tuple[str, ...] = ()
     official_twins: tuple[tuple[str, str], ...] = ()
-    input_table: bool = False  # the pathway owns its input position table (register_input_table)
-    input_grid: tuple[int, int] | None = None  # set by register_input_table
+    input_grid: tuple[int, int] | None = None  # set by register_input_table (every image task has one)
 
     _by_task: dict[str, type[Pathway]] = {}
 
@@ -89,6 +89,11 @@ class Pathway(BaseModule):
         if images.dim() != 4 or tuple(images.shape[-2:]) != expected:
             raise ValueError(f'{self.task} expects images of shape (B, 3, {expected[0]}, {expected[1]}) for its fixed '
                              f'{self.input_grid[0]}x{self.input_grid[1]} token grid, got {tuple(images.shape)}{hint}')
+
+    def example_inputs(self, shared, batch_size: int = 1) -> Tensor:
+        """Fixed-grid image tasks: random images of the task's size, (B, 3, h * p, w * p) in 0-255."""
+        patch = shared.tokenizers[self.modality].patch_size
+        return torch.rand(batch_size, 3, self.input_grid[0] * patch, self.input_grid[1] * patch) * 255
 
     def encode(self, shared, inputs: Tensor, pad_mask: Tensor | None = None, **tokenizer_kwargs) -> Tensor:
         """Shared tokenizer (with this task's input table, if it has one) + encoder + neck: -> (B, P, d)."""

@@ -58,7 +58,6 @@ class CaptionPathway(Pathway):
     """
 
     task = 'caption'
-    input_table = True
     projection = 'text'
     # The official checkpoint stores the vocabulary table twice, decoder_module.predictor.mask_token_buffer
     # (1, V, 768) and proj_text.text_vectors (V, 768); this pathway maps the second and the converter checks that
@@ -239,11 +238,6 @@ class CaptionPathway(Pathway):
     def infer(self, shared, images: Tensor) -> tuple[Tensor, Tensor]:
         """Test-time forward: greedy decoding (:meth:`generate`), ids (B, L) and scores (B,)."""
         return self.generate(shared, images)
-
-    def example_inputs(self, shared, batch_size: int = 1) -> Tensor:
-        """Random person crops of the task's fixed size, (B, 3, H, W) in 0-255."""
-        patch = shared.tokenizers[self.modality].patch_size
-        return torch.rand(batch_size, 3, self.grid[0] * patch, self.grid[1] * patch) * 255
 
     def predict(self, shared, images: Tensor, data_samples: list | None = None) -> list[BaseDataElement]:
         """Greedy captions (:meth:`generate`) into the data samples (``BaseDataElement``; new ones when None):

@@ -64,7 +64,6 @@ class DetectionPathway(Pathway):
     """
 
     task = 'detection'
-    input_table = True
     group_shared = ('indicator', 'detokenizer')  # official share_modality_group 4: tasks 3 and 4
     official_rules = (
         (r'^decoder_module\.predictor\.mask_token$', 'indicator'),

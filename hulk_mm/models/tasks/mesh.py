@@ -79,7 +79,6 @@ class MeshPathway(Pathway):
     """
 
     task = 'mesh'
-    input_table = True
     group_shared = ('indicator', )  # official share_modality_group 3: task 2 alone
     official_rules = (
         (r'^decoder_module\.predictor\.mask_token$', 'indicator'),
@@ -133,11 +132,6 @@ class MeshPathway(Pathway):
         """Test-time forward, last decoder layer only: (B, 3, H, W) -> the de-tokenizer's dict (what loss and
         predict use: the official task supervises the last layer only)."""
         return self.detokenizer(self.label_outputs(shared, images)[-1], self.body_model)
-
-    def example_inputs(self, shared, batch_size: int = 1) -> Tensor:
-        """Random person crops of the task's fixed size, (B, 3, H, W) in 0-255."""
-        patch = shared.tokenizers[self.modality].patch_size
-        return torch.rand(batch_size, 3, self.grid[0] * patch, self.grid[1] * patch) * 255
 
     def loss(self, shared, images: Tensor, data_samples: list) -> dict[str, Tensor]:
         """FastMETRO losses on the final layer (:class:`~hulk_mm.models.losses.FastMETROLoss`).

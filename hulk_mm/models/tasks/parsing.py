@@ -61,7 +61,6 @@ class ParsingPathway(Pathway):
     """
 
     task = 'parsing'
-    input_table = True
     projection = 'dense'
     group_shared = ('indicator', 'upsampler')
     official_rules = (
@@ -115,11 +114,6 @@ class ParsingPathway(Pathway):
         (B, C)."""
         return self.detokenizer(self.label_outputs(shared, images)[-1], self.semantic_projection(shared),
                                 self.upsampler)
-
-    def example_inputs(self, shared, batch_size: int = 1) -> Tensor:
-        """Random images of the task's fixed size, (B, 3, H, W) in 0-255."""
-        patch = shared.tokenizers[self.modality].patch_size
-        return torch.rand(batch_size, 3, self.grid[0] * patch, self.grid[1] * patch) * 255
 
     def loss(self, shared, images: Tensor, data_samples: list) -> dict[str, Tensor]:
         """Point-sampled mask BCE + dice and presence BCE, each summed over all decoder layers.

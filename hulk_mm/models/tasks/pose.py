@@ -53,7 +53,6 @@ class PosePathway(Pathway):
     task = 'pose'
     projection = 'dense'
     group_shared = ('indicator', )
-    input_table = True
     official_rules = (
         (r'^decoder_module\.predictor\.mask_token$', 'indicator'),
         (r'^decoder_module\.predictor\.(query_embed_patch|query_embed_label)$', r'\1'),
@@ -105,11 +104,6 @@ class PosePathway(Pathway):
     def infer(self, shared, images: Tensor) -> tuple[Tensor, Tensor]:
         """Test-time forward, last decoder layer only: (B, 3, H, W) -> heatmaps (B, K, 4h, 4w), visibility (B, K)."""
         return self.detokenizer(self.label_outputs(shared, images)[-1], self.semantic_projection(shared))
-
-    def example_inputs(self, shared, batch_size: int = 1) -> Tensor:
-        """Random person crops of the task's fixed size, (B, 3, H, W) in 0-255."""
-        patch = shared.tokenizers[self.modality].patch_size
-        return torch.rand(batch_size, 3, self.grid[0] * patch, self.grid[1] * patch) * 255
 
     def loss(self, shared, images: Tensor, data_samples: list) -> dict[str, Tensor]:
         """Heatmap MSE + weighted visibility BCE, each summed over all decoder layers.
